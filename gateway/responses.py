@@ -1,0 +1,28 @@
+"""Fast JSON responses and the rendering of gateway errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from gateway.errors import GatewayError, UpstreamError
+
+
+class JSONResponse(Response):
+    """A JSON response serialised with orjson."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        """Serialise `content` to compact UTF-8 JSON."""
+        return orjson.dumps(content)
+
+
+def error_response(exc: GatewayError) -> JSONResponse:
+    """The HTTP answer for a gateway error, in the spec's `Error` shape."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, UpstreamError) and exc.retry_after is not None:
+        headers["Retry-After"] = str(max(0, round(exc.retry_after)))
+    return JSONResponse(exc.payload(), status_code=exc.status, headers=headers)

@@ -1,0 +1,125 @@
+"""The spec's native API: `GET /llms`, `GET /llms/{provider}`, `POST /llms/{provider}/generate`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pydantic
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import ir
+from gateway.errors import GatewayError, InvalidRequest, NotFound, ProviderNotConfigured, UpstreamError
+from gateway.providers import Provider
+from gateway.responses import JSONResponse
+from gateway.state import GatewayState
+from generated.models import GenerateRequest
+
+
+def lookup(state: GatewayState, provider_id: str) -> Provider:
+    """The configured provider named in the path, or a 404 saying what is missing."""
+    provider = state.providers.get(provider_id)
+    if provider is None:
+        known = ", ".join(state.providers)
+        raise NotFound(f"unknown provider '{provider_id}'; known providers: {known}",
+                       code="unknown_provider")
+    if not provider.configured:
+        raise ProviderNotConfigured(provider.id, list(provider.missing))
+    return provider
+
+
+async def read_json(request: Request) -> Any:
+    """The request body as JSON, or a 400 that says why it is not."""
+    body = await request.body()
+    if not body:
+        raise InvalidRequest("the request body is empty; expected a JSON object", field="body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc.msg}",
+                             field="body") from None
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """`('messages', 0, 'role')` → `messages[0].role`."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def validate_generate(payload: Any) -> GenerateRequest:
+    """Validate the body against the spec's GenerateRequest, naming the first bad field."""
+    try:
+        return GenerateRequest.model_validate(payload)
+    except pydantic.ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = field_path(tuple(first["loc"]))
+        raise InvalidRequest(f"{where}: {first['msg']}", field=where) from None
+
+
+def to_ir(request: GenerateRequest) -> ir.ChatRequest:
+    """The spec's GenerateRequest in the internal representation."""
+    messages = [ir.Message(role=m.role.value, content=[ir.TextPart(m.content)])
+                for m in request.messages]
+    return ir.ChatRequest(model=request.model, messages=messages,
+                          max_tokens=request.max_tokens, temperature=request.temperature)
+
+
+def render_generate(provider: Provider, answer: ir.ChatResponse) -> dict[str, Any]:
+    """The internal answer in the spec's GenerateResponse shape."""
+    body: dict[str, Any] = {
+        "provider": provider.id,
+        "response": {"role": "assistant", "model": answer.model, "content": answer.text},
+        "finish_reason": answer.finish_reason,
+    }
+    if answer.usage is not None:
+        body["usage"] = {"prompt_tokens": answer.usage.input_tokens,
+                         "completion_tokens": answer.usage.output_tokens,
+                         "total_tokens": answer.usage.total_tokens}
+    return body
+
+
+async def list_all(request: Request) -> Response:
+    """Every configured provider's models; failures are reported per provider."""
+    state: GatewayState = request.app.state.gateway
+    configured = [p for p in state.providers.values() if p.configured]
+    entries = await asyncio.gather(*(_list_one(state, p) for p in configured))
+    return JSONResponse(entries)
+
+
+async def _list_one(state: GatewayState, provider: Provider) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(state.list_timeout):
+            models = await state.upstream.list_models(provider)
+    except TimeoutError:
+        return {"provider": provider.id, "models": [],
+                "error": {"message": f"{provider.id} did not list its models in time",
+                          "code": "upstream_timeout"}}
+    except GatewayError as exc:
+        error: dict[str, Any] = {"message": exc.message, "code": exc.code}
+        if isinstance(exc, UpstreamError) and exc.upstream_status is not None:
+            error["upstream_status"] = exc.upstream_status
+        return {"provider": provider.id, "models": [], "error": error}
+    return {"provider": provider.id, "models": models}
+
+
+async def list_provider(request: Request) -> Response:
+    """One provider's models, every page fetched."""
+    state: GatewayState = request.app.state.gateway
+    provider = lookup(state, request.path_params["provider"])
+    models = await state.upstream.list_models(provider)
+    return JSONResponse({"provider": provider.id, "models": models})
+
+
+async def generate(request: Request) -> Response:
+    """Translate a GenerateRequest to the provider's dialect and its answer back."""
+    state: GatewayState = request.app.state.gateway
+    provider = lookup(state, request.path_params["provider"])
+    chat = to_ir(validate_generate(await read_json(request)))
+    request.state.provider = provider.id
+    request.state.model = chat.model
+    answer = await state.complete(provider, chat)
+    return JSONResponse(render_generate(provider, answer))

@@ -1,0 +1,28 @@
+"""What the running app holds: resolved providers, the upstream client, settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway import chat, ir
+from gateway.providers import Provider
+from gateway.upstream import Upstream
+from generated.settings import Settings
+
+
+@dataclass(slots=True)
+class GatewayState:
+    """Per-app state, created by `create_app` and completed in the lifespan."""
+
+    settings: Settings
+    providers: dict[str, Provider]
+    upstream: Upstream = field(init=False)
+
+    @property
+    def list_timeout(self) -> float:
+        """The time one provider gets to list its models in `GET /llms`."""
+        return self.settings.client_list_timeout
+
+    async def complete(self, provider: Provider, request: ir.ChatRequest) -> ir.ChatResponse:
+        """A non-streamed chat exchange with `provider`."""
+        return await chat.complete(self.upstream, provider, request)

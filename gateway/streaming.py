@@ -1,0 +1,157 @@
+"""Stream framing: incremental SSE and NDJSON parsers, and SSE writing.
+
+Upstream bytes arrive in arbitrary chunks (a multi-byte character, a CRLF pair or a JSON
+object may be split between two reads), so both parsers keep the unfinished tail of the
+input and only decode complete lines. They work line by line with bytes methods: per-byte
+Python loops would be far too slow on the streaming hot path.
+
+`Frame` is imported when a parser is built, not with this module: the dialect modules import
+the SSE writers below, and importing `gateway.dialects.base` here would run the dialects
+package (which imports them) while this module is still half-initialised.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.dialects.base import Frame
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class SSEParser:
+    """Splits a `text/event-stream` body into Frames, per the WHATWG EventSource rules."""
+
+    __slots__ = ("_at_start", "_data", "_event", "_frame", "_partial", "_skip_lf")
+
+    def __init__(self) -> None:
+        from gateway.dialects.base import Frame
+
+        self._frame = Frame
+        # Pieces of the unfinished last line, joined only once it ends: a long line arriving
+        # in many small chunks is then copied once, not once per chunk.
+        self._partial: list[bytes] = []
+        # A chunk that ended in CR may be the first half of CRLF: drop the LF that follows.
+        self._skip_lf = False
+        self._at_start = True
+        self._data: list[str] = []
+        self._event: str | None = None
+
+    def feed(self, chunk: bytes) -> list[Frame]:
+        """Consume more bytes; return the events completed by them."""
+        if self._skip_lf and chunk:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if b"\n" not in chunk and b"\r" not in chunk:
+            if chunk:
+                self._partial.append(chunk)
+            return []
+        buf = self._take(chunk)
+        if b"\r" in buf:
+            self._skip_lf = buf.endswith(b"\r")
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = buf.split(b"\n")
+        tail = lines.pop()
+        if tail:
+            self._partial.append(tail)
+        frames: list[Frame] = []
+        for line in lines:
+            self._line(line, frames)
+        return frames
+
+    def close(self) -> list[Frame]:
+        """End of input: flush a last line and an event not followed by a blank line."""
+        frames: list[Frame] = []
+        tail = self._take(b"")
+        if tail:
+            self._line(tail, frames)
+        self._line(b"", frames)
+        return frames
+
+    def _take(self, chunk: bytes) -> bytes:
+        """The pending partial line plus `chunk`, without the stream's byte-order mark."""
+        buf = b"".join((*self._partial, chunk)) if self._partial else chunk
+        self._partial.clear()
+        if self._at_start and buf:
+            self._at_start = False
+            if buf.startswith(_BOM):
+                buf = buf[len(_BOM):]
+        return buf
+
+    def _line(self, raw: bytes, frames: list[Frame]) -> None:
+        """Apply one complete line to the pending event, dispatching it on a blank line."""
+        if not raw:
+            if self._data:
+                frames.append(self._frame(data="\n".join(self._data), event=self._event))
+                self._data = []
+            self._event = None
+            return
+        if raw[:1] == b":":
+            return
+        line = raw.decode("utf-8", "replace")
+        name, colon, value = line.partition(":")
+        if colon and value[:1] == " ":
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value or None
+        # `id` and `retry` steer browser reconnection, which a gateway never does.
+
+
+class NDJSONParser:
+    """Splits a newline-delimited JSON body into one Frame per non-empty line."""
+
+    __slots__ = ("_frame", "_partial")
+
+    def __init__(self) -> None:
+        from gateway.dialects.base import Frame
+
+        self._frame = Frame
+        self._partial: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[Frame]:
+        """Consume more bytes; return the lines completed by them."""
+        if b"\n" not in chunk:
+            if chunk:
+                self._partial.append(chunk)
+            return []
+        buf = b"".join((*self._partial, chunk)) if self._partial else chunk
+        self._partial.clear()
+        lines = buf.split(b"\n")
+        tail = lines.pop()
+        if tail:
+            self._partial.append(tail)
+        return [frame for line in lines if (frame := self._line(line)) is not None]
+
+    def close(self) -> list[Frame]:
+        """End of input: flush a last line that had no newline."""
+        frame = self._line(b"".join(self._partial))
+        self._partial.clear()
+        return [] if frame is None else [frame]
+
+    def _line(self, line: bytes) -> Frame | None:
+        """A Frame for a line, or None for a blank one; tolerates CRLF line ends."""
+        line = line.strip()
+        return self._frame(data=line.decode("utf-8", "replace")) if line else None
+
+
+def sse_event(data: bytes | str, event: str | None = None) -> bytes:
+    """One SSE event; multi-line data becomes several `data:` lines as the format requires."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    head = b"event: " + event.encode("utf-8") + b"\n" if event else b""
+    if b"\n" not in raw and b"\r" not in raw:
+        return head + b"data: " + raw + b"\n\n"
+    lines = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    return head + b"".join(b"data: " + line + b"\n" for line in lines) + b"\n"
+
+
+def sse_comment(text: str = "") -> bytes:
+    """An SSE comment line, which clients ignore; useful as a keep-alive."""
+    return b": " + text.encode("utf-8") + b"\n\n" if text else b":\n\n"
+
+
+SSE_DONE = b"data: [DONE]\n\n"
+"""The terminator OpenAI-style streams end with."""

@@ -1,0 +1,130 @@
+"""ASGI middleware: request ids, the SERVER span, the duration metric and the access log."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+from starlette.routing import Match, Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.telemetry.core import TelemetryHooks
+from gateway.telemetry.logs import log_access
+
+REQUEST_ID_HEADER = b"x-request-id"
+# Visible ASCII with inner spaces allowed: safe in a header, a log line and a span.
+_VALID_REQUEST_ID = re.compile(r"[!-~](?:[ -~]{0,126}[!-~])?")
+
+
+def accept_request_id(value: bytes | None) -> str:
+    """The caller's request id when printable and at most 128 characters, else a new one."""
+    if value is not None:
+        text = value.decode("latin-1")
+        if _VALID_REQUEST_ID.fullmatch(text):
+            return text
+    return os.urandom(16).hex()
+
+
+class TelemetryMiddleware:
+    """Wraps the whole app; passes bodies through untouched and observes only `send`.
+
+    Stores the request id in `scope["state"]["request_id"]` and reads `provider` and
+    `model` from `scope["state"]` (set by routes via `request.state`) for the access log.
+    """
+
+    def __init__(self, app: ASGIApp, *, telemetry: TelemetryHooks) -> None:
+        self.app = app
+        self.telemetry = telemetry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request_id = accept_request_id(_header(scope, REQUEST_ID_HEADER))
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        entry = {"path": scope.get("path", ""), "root_path": scope.get("root_path", "")}
+        observation = self.telemetry.observe_request(scope)
+        status = 500
+        ended: float | None = None
+        error_type: str | None = None
+
+        async def observe_send(message: Message) -> None:
+            nonlocal status, ended
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": _with_request_id(message, request_id)}
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                ended = time.perf_counter()
+
+        try:
+            await self.app(scope, receive, observe_send)
+        except BaseException as exc:
+            error_type = type(exc).__qualname__
+            raise
+        finally:
+            duration = (ended or time.perf_counter()) - start
+            route = route_template(scope, entry) if self.telemetry.enabled else None
+            observation.finish(status=status, route=route, error_type=error_type,
+                               duration=duration)
+            log_access({
+                "method": scope.get("method"), "path": entry["path"], "status": status,
+                "provider": state.get("provider"), "model": state.get("model"),
+                "duration_ms": round(duration * 1000, 3), "request_id": request_id,
+                "trace_id": observation.trace_id,
+            })
+
+
+def route_template(scope: Scope, entry: dict[str, str]) -> str | None:
+    """The matched route's path template (`/v1/{provider}/chat`), never the raw path.
+
+    A route may name its template explicitly in `scope["state"]["route_template"]`; otherwise
+    the app's routes are matched again, through mounts, against the original path.
+    """
+    explicit = scope.get("state", {}).get("route_template")
+    if isinstance(explicit, str):
+        return explicit
+    router = scope.get("router") or scope.get("app")
+    routes = getattr(router, "routes", None)
+    if not routes:
+        return None
+    probe: dict[str, Any] = {"type": "http", "method": scope.get("method", "GET"), **entry}
+    return _match(routes, probe, prefix="", depth=0)
+
+
+def _match(routes: list[Any], probe: dict[str, Any], prefix: str, depth: int) -> str | None:
+    partial: str | None = None
+    for route in routes:
+        if not isinstance(route, (Route, Mount)):
+            continue
+        match, child = route.matches(probe)
+        if match is Match.NONE:
+            continue
+        if isinstance(route, Mount):
+            inner = route.routes
+            if inner and depth < 8:
+                found = _match(inner, {**probe, **child}, prefix + route.path, depth + 1)
+                if found is not None:
+                    return found
+            return prefix + route.path
+        if match is Match.FULL:
+            return prefix + route.path
+        partial = partial or prefix + route.path
+    return partial
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value)
+    return None
+
+
+def _with_request_id(message: Message, request_id: str) -> list[tuple[bytes, bytes]]:
+    headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != REQUEST_ID_HEADER]
+    headers.append((REQUEST_ID_HEADER, request_id.encode("latin-1")))
+    return headers

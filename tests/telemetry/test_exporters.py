@@ -1,0 +1,101 @@
+"""Export over real HTTP: the Prometheus scrape endpoint and an OTLP/HTTP receiver."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+
+import httpx
+import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.telemetry import Telemetry, TelemetryConfig
+from tests.support.server import serve
+from tests.telemetry.conftest import Live, build_app, eventually
+
+
+def test_prometheus_endpoint_serves_recorded_metrics(live: Live) -> None:
+    with serve(build_app(live.telemetry)) as s, httpx.Client(base_url=s.url,
+                                                             trust_env=False) as c:
+        c.get("/v1/openai/models?model=gpt-x")
+        eventually(lambda: live.points("http.server.request.duration"))
+        r = c.get("/metrics")
+        head = c.head("/metrics")
+        post = c.post("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert 'target_info{' in text and 'service_name="gateway-test"' in text
+    duration = [line for line in text.splitlines()
+                if line.startswith("http_server_request_duration_seconds_count{")]
+    assert len(duration) == 1
+    assert 'http_route="/v1/{provider}/models"' in duration[0]
+    assert 'http_response_status_code="200"' in duration[0]
+    assert duration[0].endswith(" 1.0")
+    assert "openai/models" not in text  # raw paths never become labels
+    assert 'gen_ai_token_type="input"' in text
+    assert "gen_ai_client_operation_duration_seconds_bucket{" in text
+    assert head.status_code == 200 and head.content == b""
+    assert post.status_code == 405
+
+
+def test_prometheus_endpoint_speaks_openmetrics_when_asked(live: Live) -> None:
+    with serve(build_app(live.telemetry)) as s:
+        r = httpx.get(f"{s.url}/metrics", trust_env=False,
+                      headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert r.headers["content-type"].startswith("application/openmetrics-text")
+    assert r.text.rstrip().endswith("# EOF")
+
+
+class Receiver:
+    """A tiny OTLP/HTTP collector keeping every body it is sent, per signal."""
+
+    def __init__(self) -> None:
+        self.bodies: dict[str, list[bytes]] = {"traces": [], "metrics": []}
+        self.lock = threading.Lock()
+        self.app = Starlette(routes=[Route("/v1/{signal}", self.receive, methods=["POST"])])
+
+    async def receive(self, request: Request) -> Response:
+        body = await request.body()
+        if request.headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        with self.lock:
+            self.bodies.setdefault(request.path_params["signal"], []).append(body)
+        return Response(b"", media_type="application/x-protobuf")
+
+
+def test_otlp_http_receiver_gets_spans_and_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                 "OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_HEADERS"):
+        monkeypatch.delenv(name, raising=False)
+    receiver = Receiver()
+    with serve(receiver.app) as collector:
+        telemetry = Telemetry(TelemetryConfig(enabled=True, service_name="gateway-otlp",
+                                              otlp_endpoint=collector.url + "/"))
+        try:
+            with serve(build_app(telemetry)) as s:
+                r = httpx.get(f"{s.url}/v1/openai/models?model=m1", trust_env=False)
+                assert r.status_code == 200
+        finally:
+            telemetry.shutdown()  # the lifespan's flush: batched spans and metrics go out
+    traces = [ExportTraceServiceRequest.FromString(b) for b in receiver.bodies["traces"]]
+    spans = {span.name: (resource, span) for t in traces for resource in t.resource_spans
+             for scope in resource.scope_spans for span in scope.spans}
+    resource, server = spans["GET /v1/{provider}/models"]
+    assert {"list_models m1", "GET /v1/{provider}/models"} <= set(spans)
+    service = {a.key: a.value.string_value for a in resource.resource.attributes}
+    assert service["service.name"] == "gateway-otlp"
+    _, client = spans["list_models m1"]
+    assert client.parent_span_id == server.span_id and client.trace_id == server.trace_id
+    metrics = [ExportMetricsServiceRequest.FromString(b) for b in receiver.bodies["metrics"]]
+    names = {m.name for req in metrics for rm in req.resource_metrics
+             for sm in rm.scope_metrics for m in sm.metrics}
+    assert {"http.server.request.duration", "gen_ai.client.operation.duration",
+            "gen_ai.client.token.usage"} <= names

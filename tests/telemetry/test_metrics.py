@@ -1,0 +1,96 @@
+"""Metrics read back through the in-memory reader: names, units, labels and their bounds."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from tests.support.server import serve
+from tests.telemetry.conftest import Live, build_app, eventually
+
+
+def labels(point: object) -> dict[str, object]:
+    return dict(getattr(point, "attributes", None) or {})
+
+
+def test_http_server_duration_is_labelled_by_method_route_and_status(live: Live) -> None:
+    with serve(build_app(live.telemetry)) as s, httpx.Client(trust_env=False) as c:
+        c.get(f"{s.url}/v1/openai/models")
+        c.get(f"{s.url}/v1/groq/models")
+        c.get(f"{s.url}/boom")
+        points = eventually(lambda: (p := live.points("http.server.request.duration"))
+                            and sum(x.count for x in p) == 3 and p)
+    by_route = {(labels(p)["http.route"], labels(p)["http.response.status_code"]): p
+                for p in points}
+    ok = by_route[("/v1/{provider}/models", 200)]
+    assert ok.count == 2  # two providers, one route template: one series
+    assert labels(ok) == {"http.request.method": "GET", "http.route": "/v1/{provider}/models",
+                          "http.response.status_code": 200}
+    failed = by_route[("/boom", 500)]
+    assert labels(failed)["error.type"] == "RuntimeError"
+    assert 0 < ok.sum < 5  # seconds, not milliseconds
+    assert ok.explicit_bounds[0] == 0.005
+
+
+def test_attempt_records_duration_tokens_and_first_token(live: Live) -> None:
+    with live.telemetry.upstream_attempt(provider="openai", model="gpt-4o", operation="chat",
+                                         server_address="api.openai.test") as attempt:
+        time.sleep(0.02)
+        attempt.first_token()
+        attempt.first_token()  # only the first one counts
+        time.sleep(0.02)
+        attempt.set_response("gpt-4o-2024", 120, 30, ["stop"])
+    expected = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o-2024"}
+    for name in ("gen_ai.client.operation.duration", "gen_ai.server.request.duration"):
+        (point,) = live.points(name)
+        assert labels(point) == expected
+        assert 0.04 <= point.sum < 5
+    (ttft,) = live.points("gen_ai.server.time_to_first_token")
+    assert 0.02 <= ttft.sum < (live.points("gen_ai.client.operation.duration")[0].sum)
+    tokens = {labels(p)["gen_ai.token.type"]: p for p in live.points("gen_ai.client.token.usage")}
+    assert (tokens["input"].sum, tokens["output"].sum) == (120, 30)
+    assert labels(tokens["input"]) == {**expected, "gen_ai.token.type": "input"}
+
+
+def test_failed_attempt_is_labelled_with_its_error_type_and_no_tokens(live: Live) -> None:
+    with live.telemetry.upstream_attempt(provider="cohere", model=None, operation="list_models",
+                                         server_address="api.cohere.test") as attempt:
+        attempt.set_error("upstream_timeout")
+    (point,) = live.points("gen_ai.client.operation.duration")
+    assert labels(point) == {"gen_ai.operation.name": "list_models",
+                             "gen_ai.provider.name": "cohere", "error.type": "upstream_timeout"}
+    assert live.points("gen_ai.client.token.usage") == []
+    assert live.points("gen_ai.server.time_to_first_token") == []
+
+
+def test_model_labels_are_capped_per_provider(live: Live) -> None:
+    # The fixture admits 3 models per provider.
+    for i in range(10):
+        for provider in ("openai", "groq"):
+            with live.telemetry.upstream_attempt(provider=provider, model=f"model-{i}",
+                                                 operation="chat", server_address="h"):
+                pass
+    with live.telemetry.upstream_attempt(provider="groq", model="m" * 500, operation="chat",
+                                         server_address="h"):
+        pass
+    points = live.points("gen_ai.client.operation.duration")
+    for provider in ("openai", "groq"):
+        models = {labels(p)["gen_ai.request.model"]: p.count for p in points
+                  if labels(p)["gen_ai.provider.name"] == provider}
+        assert set(models) == {"model-0", "model-1", "model-2", "other"}
+    groq_other = next(p for p in points if labels(p)["gen_ai.provider.name"] == "groq"
+                      and labels(p)["gen_ai.request.model"] == "other")
+    assert groq_other.count == 8
+
+
+def test_provider_label_is_capped_too(live: Live) -> None:
+    for i in range(100):
+        with live.telemetry.upstream_attempt(provider=f"p{i}", model=None, operation="chat",
+                                             server_address="h"):
+            pass
+    providers = {labels(p)["gen_ai.provider.name"]
+                 for p in live.points("gen_ai.client.operation.duration")}
+    assert len(providers) <= 65
+    assert "other" in providers and "p0" in providers

@@ -1,0 +1,115 @@
+"""Spans read back through the in-memory exporter: SERVER, CLIENT and W3C propagation."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from opentelemetry.trace import SpanKind, StatusCode
+
+from tests.support.server import serve
+from tests.telemetry.conftest import SECRET, Live, build_app, eventually
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+
+def get(base_url: str, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    with httpx.Client(base_url=base_url, trust_env=False, timeout=10) as c:
+        return c.get(path, headers=headers)
+
+
+def test_server_span_names_the_route_template_not_the_raw_path(live: Live) -> None:
+    with serve(build_app(live.telemetry)) as s:
+        assert get(s.url, "/v1/openai/models?model=gpt-secret-name").status_code == 200
+        (span,) = eventually(lambda: live.finished("SERVER"))
+        port = s.port
+    attrs = dict(span.attributes or {})
+    assert span.name == "GET /v1/{provider}/models"
+    assert span.kind is SpanKind.SERVER
+    assert attrs["http.route"] == "/v1/{provider}/models"
+    assert attrs["http.request.method"] == "GET"
+    assert attrs["http.response.status_code"] == 200
+    assert (attrs["server.address"], attrs["server.port"]) == ("127.0.0.1", port)
+    assert not [v for v in attrs.values() if "openai" in str(v) or "gpt-secret" in str(v)]
+    assert span.status.status_code is StatusCode.UNSET
+
+
+def test_route_template_is_built_through_mounts(live: Live) -> None:
+    with serve(build_app(live.telemetry)) as s:
+        assert get(s.url, "/admin/acme/items/42").json() == {"item": "42"}
+        (span,) = eventually(lambda: live.finished("SERVER"))
+    assert span.attributes is not None
+    assert span.attributes["http.route"] == "/admin/{tenant}/items/{item}"
+
+
+def test_unmatched_path_has_no_route(live: Live) -> None:
+    with serve(build_app(live.telemetry)) as s:
+        assert get(s.url, "/no/such/thing").status_code == 404
+        (span,) = eventually(lambda: live.finished("SERVER"))
+    assert span.name == "GET"
+    assert span.attributes is not None
+    assert "http.route" not in span.attributes
+    assert span.attributes["http.response.status_code"] == 404
+
+
+def test_incoming_traceparent_is_continued_and_sent_upstream(live: Live) -> None:
+    traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"
+    with serve(build_app(live.telemetry)) as s:
+        body = get(s.url, "/v1/openai/models?model=m1", headers={"traceparent": traceparent}).json()
+        server, client = eventually(lambda: sorted(
+            live.finished(), key=lambda sp: sp.kind is SpanKind.CLIENT) if len(
+                live.finished()) == 2 else None)
+    assert f"{server.context.trace_id:032x}" == TRACE_ID
+    assert server.parent is not None and f"{server.parent.span_id:016x}" == PARENT_ID
+    assert client.parent is not None and client.parent.span_id == server.context.span_id
+    upstream = body["upstream_headers"]["traceparent"]
+    assert upstream == f"00-{TRACE_ID}-{client.context.span_id:016x}-01"
+
+
+def test_without_traceparent_a_new_trace_starts_and_still_reaches_upstream(live: Live) -> None:
+    with serve(build_app(live.telemetry)) as s:
+        body = get(s.url, "/v1/openai/models").json()
+        (server,) = eventually(lambda: live.finished("SERVER"))
+    assert server.parent is None
+    version, trace_id, _span, _flags = body["upstream_headers"]["traceparent"].split("-")
+    assert (version, trace_id) == ("00", f"{server.context.trace_id:032x}")
+
+
+def test_client_span_carries_genai_attributes(live: Live) -> None:
+    with serve(build_app(live.telemetry)) as s:
+        get(s.url, "/v1/anthropic/models?model=claude-x")
+        (span,) = eventually(lambda: live.finished("CLIENT"))
+    assert span.name == "list_models claude-x"
+    assert dict(span.attributes or {}) == {
+        "gen_ai.operation.name": "list_models",
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-x",
+        "server.address": "upstream.test",
+        "gen_ai.response.model": "claude-x",
+        "gen_ai.usage.input_tokens": 11,
+        "gen_ai.usage.output_tokens": 7,
+        "gen_ai.response.finish_reasons": ("stop",),
+    }
+
+
+def test_unexpected_error_marks_the_span_without_its_message(live: Live) -> None:
+    with serve(build_app(live.telemetry)) as s:
+        assert get(s.url, "/boom").status_code == 500
+        (span,) = eventually(lambda: live.finished("SERVER"))
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes is not None
+    assert span.attributes["error.type"] == "RuntimeError"
+    assert span.attributes["http.response.status_code"] == 500
+    assert SECRET not in repr(span.to_json())
+    assert not span.events
+
+
+def test_attempt_left_by_an_exception_records_only_the_exception_type(live: Live) -> None:
+    with pytest.raises(ConnectionError), live.telemetry.upstream_attempt(
+            provider="openai", model="m", operation="chat", server_address="h"):
+        raise ConnectionError(f"Authorization: Bearer {SECRET}")
+    (span,) = live.finished("CLIENT")
+    assert span.attributes is not None
+    assert span.attributes["error.type"] == "ConnectionError"
+    assert span.status.description == "ConnectionError"
+    assert "Bearer" not in span.to_json()
