@@ -8,7 +8,8 @@ import sys
 
 import uvicorn
 
-from gateway.app import create_app
+from gateway.app import create_app, secrets_of
+from gateway.telemetry import configure_logging
 from generated.settings import Settings, SettingsError
 
 
@@ -42,9 +43,10 @@ def main() -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stdout,
-                        format="%(message)s")
+    configure_logging(settings.log_level, secrets_of(settings))
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines carry full URLs
+    logging.getLogger("gateway").info("listening on %s:%s", settings.server_host,
+                                      settings.server_port)
     uvicorn.Server(config).run()
     return 0
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import httpx
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.trace.export import SpanExporter
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from gateway.errors import GatewayError
 from gateway.middleware.body_limit import BodyLimitMiddleware
@@ -20,10 +24,30 @@ from gateway.providers import resolve_all
 from gateway.responses import JSONResponse, error_response
 from gateway.routes import health, llms
 from gateway.state import GatewayState
+from gateway.telemetry import TelemetryConfig, TelemetryMiddleware, create_telemetry
 from gateway.upstream import Upstream
 from generated.settings import Settings
 
 log = logging.getLogger("gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class TestHooks:
+    """What tests may swap: the upstream transport and the telemetry exporters."""
+
+    transport: httpx.AsyncBaseTransport | None = None
+    span_exporter: SpanExporter | None = None
+    metric_readers: tuple[MetricReader, ...] = ()
+
+
+def secrets_of(settings: Settings) -> tuple[str, ...]:
+    """Every secret value in the settings, for redaction."""
+    values = []
+    for _name, value in settings:
+        secret = getattr(value, "get_secret_value", None)
+        if secret is not None and secret():
+            values.append(secret())
+    return tuple(values)
 
 
 def http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None = None
@@ -57,22 +81,32 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "internal error", "code": "internal_error"}, status_code=500)
 
 
-def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
-               ) -> Starlette:
-    """Build the gateway for `settings`; `transport` lets tests swap the HTTP transport."""
-    state = GatewayState(settings=settings, providers=resolve_all(settings))
+def create_app(settings: Settings, *, hooks: TestHooks | None = None) -> ASGIApp:
+    """Build the gateway for `settings`."""
+    hooks = hooks or TestHooks()
+    telemetry = create_telemetry(TelemetryConfig(
+        enabled=settings.enable_telemetry, service_name=settings.otel_service_name,
+        metrics_path=settings.telemetry_metrics_path,
+        otlp_endpoint=settings.otel_exporter_otlp_endpoint, environment=settings.environment,
+        secrets=secrets_of(settings), span_exporter=hooks.span_exporter,
+        metric_readers=hooks.metric_readers))
+    state = GatewayState(settings=settings, providers=resolve_all(settings), telemetry=telemetry)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with http_client(settings, transport) as client:
+        async with http_client(settings, hooks.transport) as client:
             state.upstream = Upstream(client)
-            yield
+            try:
+                yield
+            finally:
+                telemetry.shutdown()
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/health", health.health, methods=["GET"]),
         Route("/llms", llms.list_all, methods=["GET"]),
         Route("/llms/{provider}", llms.list_provider, methods=["GET"]),
         Route("/llms/{provider}/generate", llms.generate, methods=["POST"]),
+        *telemetry.metrics_routes(),
     ]
     middleware = [
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes),
@@ -88,4 +122,5 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
         },
     )
     app.state.gateway = state
-    return app
+    # Outside Starlette's own error middleware, so even a 500 carries X-Request-ID.
+    return TelemetryMiddleware(app, telemetry=telemetry)

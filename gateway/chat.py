@@ -1,21 +1,27 @@
 """One chat exchange with one provider, streamed or not, in the internal representation.
 
 Routes translate their own API into `ir.ChatRequest` and call these; routing (fallbacks,
-retries) wraps them. Stream decoding is incremental: each upstream chunk is framed, decoded
-and handed on as soon as it arrives.
+retries) wraps them. Each call is one observed upstream attempt. Stream decoding is
+incremental: each upstream chunk is framed, decoded and handed on as soon as it arrives.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import ExitStack
 
 import httpx
 
 from gateway import ir
-from gateway.errors import UpstreamError
+from gateway.dialects.base import StreamDecoder
+from gateway.errors import GatewayError, UpstreamError
 from gateway.providers import Provider
 from gateway.streaming import NDJSONParser, SSEParser
+from gateway.telemetry import Attempt, NoopTelemetry, Telemetry
 from gateway.upstream import Upstream, iter_bytes
+
+AnyTelemetry = Telemetry | NoopTelemetry
+READ_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError)
 
 
 def _malformed(provider: Provider, what: str) -> UpstreamError:
@@ -23,21 +29,36 @@ def _malformed(provider: Provider, what: str) -> UpstreamError:
                          upstream_status=200, code="invalid_upstream_response")
 
 
-async def complete(upstream: Upstream, provider: Provider, chat: ir.ChatRequest,
-                   headers: dict[str, str] | None = None) -> ir.ChatResponse:
+def _record(attempt: Attempt, answer: ir.ChatResponse) -> None:
+    usage = answer.usage
+    attempt.set_response(answer.model, usage.input_tokens if usage else None,
+                         usage.output_tokens if usage else None, [answer.finish_reason])
+
+
+async def complete(upstream: Upstream, telemetry: AnyTelemetry, provider: Provider,
+                   chat: ir.ChatRequest) -> ir.ChatResponse:
     """Send a non-streamed chat request and translate the answer."""
     chat.stream = False
     body = provider.dialect.build_request(chat)
-    data = await upstream.call_json(provider, provider.config.generate, model=chat.model,
-                                    body=body, headers=headers)
-    try:
-        return provider.dialect.parse_response(data, model=chat.model)
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise _malformed(provider, f"an answer the gateway cannot read ({exc})") from None
+    with telemetry.upstream_attempt(provider=provider.id, model=chat.model, operation="chat",
+                                    server_address=provider.host) as attempt:
+        try:
+            data = await upstream.call_json(provider, provider.config.generate,
+                                            model=chat.model, body=body,
+                                            headers=attempt.headers)
+            try:
+                answer = provider.dialect.parse_response(data, model=chat.model)
+            except READ_ERRORS as exc:
+                raise _malformed(provider, f"an answer the gateway cannot read ({exc})") from None
+        except GatewayError as exc:
+            attempt.set_error(exc.code)
+            raise
+        _record(attempt, answer)
+        return answer
 
 
-async def open_stream(upstream: Upstream, provider: Provider, chat: ir.ChatRequest,
-                      headers: dict[str, str] | None = None) -> AsyncIterator[ir.StreamEvent]:
+async def open_stream(upstream: Upstream, telemetry: AnyTelemetry, provider: Provider,
+                      chat: ir.ChatRequest) -> AsyncIterator[ir.StreamEvent]:
     """Start a streamed chat request.
 
     Connection failures and error statuses raise *before* this returns, so the caller can
@@ -46,29 +67,63 @@ async def open_stream(upstream: Upstream, provider: Provider, chat: ir.ChatReque
     chat.stream = True
     body = provider.dialect.build_request(chat)
     endpoint = provider.config.stream or provider.config.generate
-    response = await upstream.open_stream(provider, endpoint, model=chat.model, body=body,
-                                          headers=headers)
-    return _decode(upstream, provider, response, chat.model)
+    stack = ExitStack()
+    attempt = stack.enter_context(telemetry.upstream_attempt(
+        provider=provider.id, model=chat.model, operation="chat",
+        server_address=provider.host))
+    try:
+        response = await upstream.open_stream(provider, endpoint, model=chat.model, body=body,
+                                              headers=attempt.headers)
+    except GatewayError as exc:
+        attempt.set_error(exc.code)
+        stack.close()
+        raise
+    except BaseException:
+        stack.close()
+        raise
+    return _decode(provider, response, chat.model, attempt, stack)
 
 
-async def _decode(upstream: Upstream, provider: Provider, response: httpx.Response,
-                  model: str) -> AsyncIterator[ir.StreamEvent]:
+async def _decode(provider: Provider, response: httpx.Response, model: str, attempt: Attempt,
+                  stack: ExitStack) -> AsyncIterator[ir.StreamEvent]:
     parser = SSEParser() if provider.dialect.framing == "sse" else NDJSONParser()
     decoder = provider.dialect.stream_decoder(model=model)
+    usage: ir.Usage | None = None
+    finish: list[str] = []
+    answered_model = model
     try:
-        async for chunk in iter_bytes(response, provider):
-            for frame in parser.feed(chunk):
-                for event in decoder.feed(frame):
-                    yield event
-        for frame in parser.close():
-            for event in decoder.feed(frame):
+        async for events in _events(provider, response, parser, decoder):
+            for event in events:
+                if isinstance(event, ir.TextDelta | ir.ToolCallStart):
+                    attempt.first_token()
+                elif isinstance(event, ir.UsageReport):
+                    usage = event.usage
+                elif isinstance(event, ir.Finish):
+                    finish.append(event.reason)
+                elif isinstance(event, ir.MessageStart):
+                    answered_model = event.model or model
+                elif isinstance(event, ir.StreamError):
+                    attempt.set_error(event.type)
                 yield event
-        for event in decoder.close():
-            yield event
-    except UpstreamError as exc:
-        yield ir.StreamError(exc.message, type=exc.code)
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
-        yield ir.StreamError(f"{provider.id} sent a stream the gateway cannot read",
-                             type="invalid_upstream_response")
+        attempt.set_response(answered_model, usage.input_tokens if usage else None,
+                             usage.output_tokens if usage else None, finish)
     finally:
         await response.aclose()
+        stack.close()
+
+
+async def _events(provider: Provider, response: httpx.Response, parser: SSEParser | NDJSONParser,
+                  dec: StreamDecoder) -> AsyncIterator[list[ir.StreamEvent]]:
+    """Batches of events, one batch per upstream chunk; read failures become a StreamError."""
+    try:
+        async for chunk in iter_bytes(response, provider):
+            batch = [event for frame in parser.feed(chunk) for event in dec.feed(frame)]
+            if batch:
+                yield batch
+        tail = [event for frame in parser.close() for event in dec.feed(frame)]
+        yield tail + dec.close()
+    except UpstreamError as exc:
+        yield [ir.StreamError(exc.message, type=exc.code)]
+    except READ_ERRORS:
+        yield [ir.StreamError(f"{provider.id} sent a stream the gateway cannot read",
+                              type="invalid_upstream_response")]

@@ -174,4 +174,6 @@ class StreamError:
     type: str = "upstream_error"
 
 
-StreamEvent = MessageStart | TextDelta | ToolCallStart | ToolCallDelta | Finish | UsageReport | StreamError
+StreamEvent = (
+    MessageStart | TextDelta | ToolCallStart | ToolCallDelta | Finish | UsageReport | StreamError
+)

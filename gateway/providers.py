@@ -27,9 +27,11 @@ class Provider:
     config: ProviderConfig
     base_url: str
     dialect: Dialect
-    headers: Mapping[str, str]
-    auth_query: Mapping[str, str]
+    # Credentials stay out of repr, so a logged provider never shows its key.
+    headers: Mapping[str, str] = field(repr=False)
+    auth_query: Mapping[str, str] = field(repr=False)
     missing: tuple[str, ...] = field(default=())
+    api_key: str | None = field(default=None, repr=False)
 
     @property
     def id(self) -> str:
@@ -46,6 +48,12 @@ class Provider:
         """The upstream host, for telemetry's server.address."""
         rest = self.base_url.split("://", 1)[-1]
         return rest.split("/", 1)[0]
+
+    def redact(self, text: str) -> str:
+        """`text` with this provider's key removed; providers sometimes echo it in errors."""
+        if self.api_key and self.api_key in text:
+            return text.replace(self.api_key, "[REDACTED]")
+        return text
 
     def endpoint(self, name: str) -> Endpoint | None:
         """The spec's endpoint by name: `list`, `generate` or `stream`."""
@@ -92,6 +100,7 @@ def resolve(config: ProviderConfig, settings: Settings) -> Provider:
         headers=MappingProxyType(headers),
         auth_query=MappingProxyType(query),
         missing=tuple(missing),
+        api_key=key or None,
     )
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway import chat, ir
+from gateway.chat import AnyTelemetry
+from gateway.dialects.base import ModelInfo
+from gateway.errors import GatewayError
 from gateway.providers import Provider
 from gateway.upstream import Upstream
 from generated.settings import Settings
@@ -16,6 +19,7 @@ class GatewayState:
 
     settings: Settings
     providers: dict[str, Provider]
+    telemetry: AnyTelemetry
     upstream: Upstream = field(init=False)
 
     @property
@@ -25,4 +29,15 @@ class GatewayState:
 
     async def complete(self, provider: Provider, request: ir.ChatRequest) -> ir.ChatResponse:
         """A non-streamed chat exchange with `provider`."""
-        return await chat.complete(self.upstream, provider, request)
+        return await chat.complete(self.upstream, self.telemetry, provider, request)
+
+    async def list_models(self, provider: Provider) -> list[ModelInfo]:
+        """Every model of `provider`, observed as one upstream attempt."""
+        with self.telemetry.upstream_attempt(provider=provider.id, model=None,
+                                             operation="list_models",
+                                             server_address=provider.host) as attempt:
+            try:
+                return await self.upstream.list_models(provider, headers=attempt.headers)
+            except GatewayError as exc:
+                attempt.set_error(exc.code)
+                raise

@@ -5,17 +5,26 @@ object may be split between two reads), so both parsers keep the unfinished tail
 input and only decode complete lines. They work line by line with bytes methods: per-byte
 Python loops would be far too slow on the streaming hot path.
 
-`Frame` is imported when a parser is built, not with this module: the dialect modules import
-the SSE writers below, and importing `gateway.dialects.base` here would run the dialects
-package (which imports them) while this module is still half-initialised.
+`Frame` is defined here, a leaf module, so that the dialects can import both it and the SSE
+writers without an import cycle through `gateway.dialects`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-if TYPE_CHECKING:
-    from gateway.dialects.base import Frame
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded unit of a stream: an SSE event or an NDJSON line.
+
+    For SSE, `event` is the event name (or None) and `data` the joined data lines.
+    For NDJSON, `event` is None and `data` is the line.
+    """
+
+    data: str
+    event: str | None = None
+
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -26,8 +35,6 @@ class SSEParser:
     __slots__ = ("_at_start", "_data", "_event", "_frame", "_partial", "_skip_lf")
 
     def __init__(self) -> None:
-        from gateway.dialects.base import Frame
-
         self._frame = Frame
         # Pieces of the unfinished last line, joined only once it ends: a long line arriving
         # in many small chunks is then copied once, not once per chunk.
@@ -107,8 +114,6 @@ class NDJSONParser:
     __slots__ = ("_frame", "_partial")
 
     def __init__(self) -> None:
-        from gateway.dialects.base import Frame
-
         self._frame = Frame
         self._partial: list[bytes] = []
 

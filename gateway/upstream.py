@@ -88,7 +88,7 @@ def upstream_failure(provider: Provider, status: int, headers: httpx.Headers,
         info = provider.dialect.parse_error(status, _decode(content))
     except Exception:  # an unparseable error body must still become a clean error
         info = ErrorInfo(message="")
-    message = info.message.strip()[:1000] or f"HTTP {status}"
+    message = provider.redact(info.message.strip()[:1000]) or f"HTTP {status}"
     error = UpstreamError(
         f"{provider.id} answered {status}: {message}",
         provider=provider.id,
@@ -134,13 +134,10 @@ class Upstream:
 
     async def call_json(self, provider: Provider, endpoint: Endpoint, *, model: str | None = None,
                         body: Any = None, query: Mapping[str, str] | None = None,
-                        headers: Mapping[str, str] | None = None,
-                        timeout: httpx.Timeout | None = None) -> Any:
+                        headers: Mapping[str, str] | None = None) -> Any:
         """Send one request and return the parsed JSON answer, or raise an UpstreamError."""
         request = self._request(provider, endpoint, model=model, body=body, query=query,
                                 headers=headers)
-        if timeout is not None:
-            request.extensions["timeout"] = timeout.as_dict()
         try:
             response = await self.client.send(request)
         except httpx.HTTPError as exc:
@@ -178,7 +175,8 @@ class Upstream:
             raise upstream_failure(provider, response.status_code, response.headers, content)
         return response
 
-    async def list_models(self, provider: Provider) -> list[ModelInfo]:
+    async def list_models(self, provider: Provider,
+                          headers: Mapping[str, str] | None = None) -> list[ModelInfo]:
         """Every model of `provider`, following its paging (bounded)."""
         endpoint = provider.config.list
         paging = endpoint.paging
@@ -189,7 +187,7 @@ class Upstream:
         for page in range(1, MAX_LIST_PAGES + 1):
             if paging is not None and paging.page_param:
                 query[paging.page_param] = str(page)
-            body = await self.call_json(provider, endpoint, query=query)
+            body = await self.call_json(provider, endpoint, query=query, headers=headers)
             try:
                 batch = provider.dialect.parse_models(body, provider=provider.id)
             except (ValueError, KeyError, TypeError, AttributeError):

@@ -19,8 +19,8 @@ import pydantic
 class SettingsError(ValueError):
     """Raised by `Settings.from_env`; names every offending variable and why, never a secret."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = tuple(problems)
+    def __init__(self, problems: str | Sequence[str]) -> None:
+        self.problems = (problems,) if isinstance(problems, str) else tuple(problems)
         super().__init__("invalid settings:\n" + "\n".join(f"  {p}" for p in self.problems))
 
 

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, TypedDict
 
 from gateway.ir import ChatRequest, ChatResponse, StreamEvent
+from gateway.streaming import Frame
+
+__all__ = ["Dialect", "ErrorInfo", "Frame", "Framing", "ModelInfo", "StreamDecoder"]
 
 Framing = Literal["sse", "ndjson"]
 
@@ -24,18 +27,6 @@ class ModelInfo(TypedDict, total=False):
     owned_by: str
     created: int
     name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One decoded unit of a stream: an SSE event or an NDJSON line.
-
-    For SSE, `event` is the event name (or None) and `data` the joined data lines.
-    For NDJSON, `event` is None and `data` is the line.
-    """
-
-    data: str
-    event: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import ir
-from gateway.errors import GatewayError, InvalidRequest, NotFound, ProviderNotConfigured, UpstreamError
+from gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    ProviderNotConfigured,
+    UpstreamError,
+)
 from gateway.providers import Provider
 from gateway.responses import JSONResponse
 from gateway.state import GatewayState
@@ -93,7 +99,7 @@ async def list_all(request: Request) -> Response:
 async def _list_one(state: GatewayState, provider: Provider) -> dict[str, Any]:
     try:
         async with asyncio.timeout(state.list_timeout):
-            models = await state.upstream.list_models(provider)
+            models = await state.list_models(provider)
     except TimeoutError:
         return {"provider": provider.id, "models": [],
                 "error": {"message": f"{provider.id} did not list its models in time",
@@ -110,7 +116,7 @@ async def list_provider(request: Request) -> Response:
     """One provider's models, every page fetched."""
     state: GatewayState = request.app.state.gateway
     provider = lookup(state, request.path_params["provider"])
-    models = await state.upstream.list_models(provider)
+    models = await state.list_models(provider)
     return JSONResponse({"provider": provider.id, "models": models})
 
 

@@ -16,11 +16,6 @@ from tests.auth.forge import KeyPair, claims, ec_key, rsa_key, sign
 from tests.oidc.provider import IdentityProvider
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.parametrize("alg", ["none", "HS256", "HS512", "RSA-OAEP", "EdDSA"])
 def test_config_refuses_unsafe_algorithms(alg: str) -> None:
     with pytest.raises(ValueError, match=alg):

@@ -121,7 +121,8 @@ def test_yaml_error_names_the_line(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "nope.yaml"
     assert main(["--spec", str(missing)]) == 2
-    assert capsys.readouterr().err == f"{missing}: cannot read the spec: No such file or directory\n"
+    expected = f"{missing}: cannot read the spec: No such file or directory\n"
+    assert capsys.readouterr().err == expected
 
 
 def test_every_problem_is_reported_not_just_the_first(

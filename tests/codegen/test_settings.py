@@ -145,5 +145,10 @@ def test_fixture_settings_cover_float_list_and_secret_path(
     assert (settings.app_ratio, settings.app_timeout) == (0.25, 120.0)
     assert "secret.pem" not in repr(settings)
     assert settings.provider_url("acme") == "https://api.acme.test/v2/t1"
-    with pytest.raises(module.SettingsError, match="APP_RATIO: must be at most 1, got 1.5"):
+    with pytest.raises(module.SettingsError, match=r"APP_RATIO: must be at most 1, got 1\.5"):
         module.Settings.from_env({"APP_RATIO": "1.5"})
+
+
+def test_settings_error_from_one_message() -> None:
+    error = SettingsError("SERVER_TLS_CERT_PATH and SERVER_TLS_KEY_PATH must be set together")
+    assert error.problems == ("SERVER_TLS_CERT_PATH and SERVER_TLS_KEY_PATH must be set together",)

@@ -47,26 +47,64 @@ def _cases() -> list[Case]:
     cf = contract_body("cloudflare", "run_messages")
     ol = contract_body("ollama", "chat_no_stream")
     return [
-        Case("openai", "gpt-4o-mini", "/v1/chat/completions", oa["choices"][0]["message"]["content"],
-             oa["usage"]["prompt_tokens"], oa["usage"]["completion_tokens"]),
-        Case("groq", "llama-3.3-70b-versatile", "/openai/v1/chat/completions",
-             gq["choices"][0]["message"]["content"], gq["usage"]["prompt_tokens"],
-             gq["usage"]["completion_tokens"]),
-        Case("anthropic", "claude-sonnet-4-20250514", "/v1/messages", an["content"][0]["text"],
-             an["usage"]["input_tokens"], an["usage"]["output_tokens"]),
-        Case("google", "gemini-2.5-flash", "/v1beta/models/gemini-2.5-flash:generateContent",
-             "".join(p["text"] for p in ge["candidates"][0]["content"]["parts"]),
-             ge["usageMetadata"]["promptTokenCount"],
-             # thinking tokens are billed as output
-             ge["usageMetadata"]["candidatesTokenCount"] + ge["usageMetadata"].get("thoughtsTokenCount", 0)),
-        Case("cohere", "command-a-03-2025", "/v2/chat",
-             "".join(c["text"] for c in co["message"]["content"] if c["type"] == "text"),
-             co["usage"]["tokens"]["input_tokens"], co["usage"]["tokens"]["output_tokens"]),
-        Case("cloudflare", "@cf/meta/llama-3.1-8b-instruct", "/ai/run/@cf/meta/llama-3.1-8b-instruct",
-             cf["result"]["response"], cf["result"]["usage"]["prompt_tokens"],
-             cf["result"]["usage"]["completion_tokens"]),
-        Case("ollama", "llama3.2", "/api/chat", ol["message"]["content"],
-             ol["prompt_eval_count"], ol["eval_count"]),
+        Case(
+            "openai",
+            "gpt-4o-mini",
+            "/v1/chat/completions",
+            oa["choices"][0]["message"]["content"],
+            oa["usage"]["prompt_tokens"],
+            oa["usage"]["completion_tokens"],
+        ),
+        Case(
+            "groq",
+            "llama-3.3-70b-versatile",
+            "/openai/v1/chat/completions",
+            gq["choices"][0]["message"]["content"],
+            gq["usage"]["prompt_tokens"],
+            gq["usage"]["completion_tokens"],
+        ),
+        Case(
+            "anthropic",
+            "claude-sonnet-4-20250514",
+            "/v1/messages",
+            an["content"][0]["text"],
+            an["usage"]["input_tokens"],
+            an["usage"]["output_tokens"],
+        ),
+        Case(
+            "google",
+            "gemini-2.5-flash",
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+            "".join(p["text"] for p in ge["candidates"][0]["content"]["parts"]),
+            ge["usageMetadata"]["promptTokenCount"],
+            # thinking tokens are billed as output
+            ge["usageMetadata"]["candidatesTokenCount"]
+            + ge["usageMetadata"].get("thoughtsTokenCount", 0),
+        ),
+        Case(
+            "cohere",
+            "command-a-03-2025",
+            "/v2/chat",
+            "".join(c["text"] for c in co["message"]["content"] if c["type"] == "text"),
+            co["usage"]["tokens"]["input_tokens"],
+            co["usage"]["tokens"]["output_tokens"],
+        ),
+        Case(
+            "cloudflare",
+            "@cf/meta/llama-3.1-8b-instruct",
+            "/ai/run/@cf/meta/llama-3.1-8b-instruct",
+            cf["result"]["response"],
+            cf["result"]["usage"]["prompt_tokens"],
+            cf["result"]["usage"]["completion_tokens"],
+        ),
+        Case(
+            "ollama",
+            "llama3.2",
+            "/api/chat",
+            ol["message"]["content"],
+            ol["prompt_eval_count"],
+            ol["eval_count"],
+        ),
     ]
 
 
@@ -82,8 +120,9 @@ def gateway(simulators: dict[str, ProviderSimulator]) -> Iterator[RunningServer]
         yield server
 
 
-def _auth_placement(case: Case, sim: ProviderSimulator, headers: dict[str, str],
-                    params: dict[str, str]) -> None:
+def _auth_placement(
+    case: Case, sim: ProviderSimulator, headers: dict[str, str], params: dict[str, str]
+) -> None:
     """The key travels exactly where the provider expects it, and nowhere else."""
     lower = {k.lower(): v for k, v in headers.items()}
     if case.provider in ("openai", "groq", "cohere", "cloudflare"):
@@ -102,14 +141,23 @@ def _auth_placement(case: Case, sim: ProviderSimulator, headers: dict[str, str],
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_generate_sends_the_providers_request_and_reads_its_answer(
-        case: Case, gateway: RunningServer, simulators: dict[str, ProviderSimulator]) -> None:
+    case: Case, gateway: RunningServer, simulators: dict[str, ProviderSimulator]
+) -> None:
     sim = simulators[case.provider]
-    body = {"model": case.model, "messages": [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Say hello"}]}
+    body = {
+        "model": case.model,
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Say hello"},
+        ],
+    }
     caller_headers = {"Authorization": "Bearer caller-token-must-not-leak", "Cookie": "a=b"}
-    r = httpx.post(f"{gateway.url}/llms/{case.provider}/generate", json=body,
-                   headers=caller_headers, timeout=10)
+    r = httpx.post(
+        f"{gateway.url}/llms/{case.provider}/generate",
+        json=body,
+        headers=caller_headers,
+        timeout=10,
+    )
     assert r.status_code == 200, r.text
     answer = r.json()
     assert answer["provider"] == case.provider
@@ -133,12 +181,15 @@ def test_generate_sends_the_providers_request_and_reads_its_answer(
 
 
 def test_generate_request_bodies_are_each_providers_own_shape(
-        gateway: RunningServer, simulators: dict[str, ProviderSimulator]) -> None:
+    gateway: RunningServer, simulators: dict[str, ProviderSimulator]
+) -> None:
     msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
     for case in CASES:
-        r = httpx.post(f"{gateway.url}/llms/{case.provider}/generate",
-                       json={"model": case.model, "messages": msgs, "max_tokens": 7,
-                             "temperature": 0.5}, timeout=10)
+        r = httpx.post(
+            f"{gateway.url}/llms/{case.provider}/generate",
+            json={"model": case.model, "messages": msgs, "max_tokens": 7, "temperature": 0.5},
+            timeout=10,
+        )
         assert r.status_code == 200, (case.provider, r.text)
     bodies = {pid: sim.requests[-1].json for pid, sim in simulators.items()}
     assert bodies["openai"]["messages"][0] == {"role": "system", "content": "S"}
@@ -158,18 +209,22 @@ def test_generate_request_bodies_are_each_providers_own_shape(
     assert bodies["ollama"]["options"]["temperature"] == 0.5
 
 
-def test_anthropic_gets_a_default_max_tokens(gateway: RunningServer,
-                                             anthropic_sim: ProviderSimulator) -> None:
-    r = httpx.post(f"{gateway.url}/llms/anthropic/generate",
-                   json={"model": "claude-sonnet-4-20250514",
-                         "messages": [{"role": "user", "content": "hi"}]}, timeout=10)
+def test_anthropic_gets_a_default_max_tokens(
+    gateway: RunningServer, anthropic_sim: ProviderSimulator
+) -> None:
+    r = httpx.post(
+        f"{gateway.url}/llms/anthropic/generate",
+        json={"model": "claude-sonnet-4-20250514", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=10,
+    )
     assert r.status_code == 200, r.text
     assert anthropic_sim.requests[-1].json["max_tokens"] > 0
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_list_models_follows_every_page(case: Case, gateway: RunningServer,
-                                        simulators: dict[str, ProviderSimulator]) -> None:
+def test_list_models_follows_every_page(
+    case: Case, gateway: RunningServer, simulators: dict[str, ProviderSimulator]
+) -> None:
     sim = simulators[case.provider]
     r = httpx.get(f"{gateway.url}/llms/{case.provider}", timeout=10)
     assert r.status_code == 200, r.text
@@ -189,8 +244,8 @@ def test_list_models_follows_every_page(case: Case, gateway: RunningServer,
 def test_list_shapes_from_the_contracts(gateway: RunningServer) -> None:
     anthropic = httpx.get(f"{gateway.url}/llms/anthropic", timeout=10).json()["models"]
     assert {"id": "claude-sonnet-4-20250514", "name": "Claude Sonnet 4"}.items() <= {
-        k: v for k, v in next(m for m in anthropic if m["id"] == "claude-sonnet-4-20250514")
-        .items()}.items()
+        k: v for k, v in next(m for m in anthropic if m["id"] == "claude-sonnet-4-20250514").items()
+    }.items()
     google = httpx.get(f"{gateway.url}/llms/google", timeout=10).json()["models"]
     assert "gemini-2.5-flash" in [m["id"] for m in google]
     assert not any(m["id"].startswith("models/") for m in google)
@@ -199,7 +254,8 @@ def test_list_shapes_from_the_contracts(gateway: RunningServer) -> None:
 
 
 def test_list_all_reports_each_provider_and_survives_failures(
-        gateway: RunningServer, simulators: dict[str, ProviderSimulator]) -> None:
+    gateway: RunningServer, simulators: dict[str, ProviderSimulator]
+) -> None:
     simulators["cohere"].fail_next(500, times=10)
     simulators["groq"].hang()
     started = time.monotonic()
@@ -210,14 +266,17 @@ def test_list_all_reports_each_provider_and_survives_failures(
     assert set(entries) == set(simulators)
     assert entries["cohere"]["models"] == []
     assert entries["cohere"]["error"]["upstream_status"] == 500
-    assert entries["groq"]["models"] == [] and entries["groq"]["error"]["code"] == "upstream_timeout"
+    assert (
+        entries["groq"]["models"] == [] and entries["groq"]["error"]["code"] == "upstream_timeout"
+    )
     for pid in ("openai", "anthropic", "google", "cloudflare", "ollama"):
         assert entries[pid]["models"] and "error" not in entries[pid], entries[pid]
     assert elapsed < 15, "a hung provider must not stall the list past its timeout"
 
 
-def test_unconfigured_providers_are_left_out_and_named(simulators: dict[str, ProviderSimulator]
-                                                      ) -> None:
+def test_unconfigured_providers_are_left_out_and_named(
+    simulators: dict[str, ProviderSimulator],
+) -> None:
     env = gateway_env(simulators)
     del env["OPENAI_API_KEY"]
     del env["CLOUDFLARE_ACCOUNT_ID"]
@@ -225,8 +284,10 @@ def test_unconfigured_providers_are_left_out_and_named(simulators: dict[str, Pro
     with run_gateway(env) as gw:
         listed = {e["provider"] for e in httpx.get(f"{gw.url}/llms", timeout=10).json()}
         assert "openai" not in listed and "cloudflare" not in listed and "anthropic" in listed
-        r = httpx.post(f"{gw.url}/llms/openai/generate",
-                       json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
+        r = httpx.post(
+            f"{gw.url}/llms/openai/generate",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
+        )
         assert r.status_code == 404
         assert r.json()["code"] == "provider_not_configured"
         assert "OPENAI_API_KEY" in r.json()["error"]

@@ -40,7 +40,8 @@ def _server_fixture(provider_id: str) -> Any:
     @pytest.fixture(scope="session", name=f"{provider_id}_sim_server")
     def running() -> Iterator[ProviderSimulator]:
         sim = SIMULATORS[provider_id]()
-        with serve(sim.app) as server:
+        # The providers name their own server (Gemini does), so uvicorn must not add itself.
+        with serve(sim.app, server_header=False) as server:
             sim.origin = server.url
             try:
                 yield sim
