@@ -27,7 +27,7 @@ def server_config(settings: Settings) -> uvicorn.Config:
         ssl_certfile=tls[0],
         ssl_keyfile=tls[1],
         timeout_keep_alive=max(1, int(settings.server_idle_timeout)),
-        timeout_graceful_shutdown=int(settings.server_write_timeout),
+        timeout_graceful_shutdown=30,
         log_config=None,
         access_log=False,
         server_header=False,

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 
 from gateway.errors import GatewayError
 from gateway.middleware.body_limit import BodyLimitMiddleware
+from gateway.middleware.client_timeouts import ClientTimeoutsMiddleware
 from gateway.providers import resolve_all
 from gateway.responses import JSONResponse, error_response
 from gateway.routes import health, llms
@@ -109,6 +110,8 @@ def create_app(settings: Settings, *, hooks: TestHooks | None = None) -> ASGIApp
         *telemetry.metrics_routes(),
     ]
     middleware = [
+        Middleware(ClientTimeoutsMiddleware, read_timeout=settings.server_read_timeout,
+                   write_timeout=settings.server_write_timeout),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes),
     ]
     app = Starlette(

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from gateway.dialects.anthropic import (
-    DIALECT,
+from gateway.dialects.anthropic import DIALECT
+from gateway.dialects.anthropic_front import (
     StreamEncoder,
     parse_request,
     render_error,

@@ -22,8 +22,8 @@ from starlette.routing import Route
 
 from gateway import ir
 from gateway.dialects.base import Frame
-from gateway.dialects.openai import (
-    DIALECT,
+from gateway.dialects.openai import DIALECT
+from gateway.dialects.openai_front import (
     StreamEncoder,
     parse_request,
     render_error,

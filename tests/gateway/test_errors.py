@@ -223,3 +223,20 @@ def test_model_names_cannot_change_the_upstream_url(
         assert "evil" not in json.dumps(sent.headers)
         base = "/v1beta/models/" if provider == "google" else "/ai/run/"
         assert base in sent.path
+
+
+def test_a_client_trickling_its_body_gets_408(simulators: dict[str, ProviderSimulator]) -> None:
+    import socket
+    import time
+
+    env = gateway_env(simulators) | {"SERVER_READ_TIMEOUT": "1s"}
+    with run_gateway(env) as gw, socket.create_connection(("127.0.0.1", gw.port)) as sock:
+        sock.sendall(b"POST /llms/openai/generate HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"mo")
+        started = time.monotonic()
+        sock.settimeout(10)
+        reply = sock.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 408"), reply
+        assert b'"code":"request_timeout"' in reply
+        assert time.monotonic() - started < 8
+    assert simulators["openai"].requests == []

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.simulators.base import ProviderSimulator, RecordedRequest, Scenario
+from tests.simulators.base import ProviderSimulator, RecordedRequest, Scenario, bearer_token
 from tests.simulators.contracts import CONTRACTS_DIR, first_violation, split_frames
 from tests.simulators.paging import effective_size
 
@@ -85,8 +85,8 @@ class AnthropicSimulator(ProviderSimulator):
         ]
 
     def check_auth(self, call: RecordedRequest) -> Response | None:
-        """x-api-key must match and anthropic-version must be present."""
-        if call.headers.get("x-api-key") != self.api_key:
+        """The key (x-api-key, or Bearer as SDK 2.x sends it) and anthropic-version."""
+        if self.api_key not in (call.headers.get("x-api-key"), bearer_token(call)):
             return self.error(401, call)
         if not call.headers.get("anthropic-version"):
             return self.reply_example(call, "error_400_missing_version_header")

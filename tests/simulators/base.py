@@ -230,6 +230,7 @@ class ProviderSimulator:
         """Wrap a handler: record, hang, delay, injected errors, auth, then answer."""
 
         async def run(request: Request) -> Response:
+            """Serve one request through the fault pipeline."""
             call = await self._record(request)
             if not await self._wait_while_hung(request):
                 return Response(status_code=499)

@@ -17,7 +17,7 @@ from typing import Any
 
 import jsonschema
 import yaml
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
@@ -139,8 +139,8 @@ def _validator(path: str, ref: str) -> jsonschema.Draft202012Validator:
     # The document is registered whole so that its internal "#/..." references resolve,
     # whatever else (OpenAPI paths, model metadata) sits at its top level.
     uri = "urn:contract:" + Path(path).name
-    resource = Resource(contents=_document(path), specification=DRAFT202012)
-    registry: Registry[Any] = Registry().with_resource(uri, resource)
+    registry: Registry[Any] = Registry().with_resource(
+        uri, DRAFT202012.create_resource(_document(path)))
     return jsonschema.Draft202012Validator({"$ref": uri + ref}, registry=registry)
 
 

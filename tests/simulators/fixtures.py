@@ -39,6 +39,7 @@ def _server_fixture(provider_id: str) -> Any:
 
     @pytest.fixture(scope="session", name=f"{provider_id}_sim_server")
     def running() -> Iterator[ProviderSimulator]:
+        """Start the simulator on an ephemeral loopback port for the session."""
         sim = SIMULATORS[provider_id]()
         # The providers name their own server (Gemini does), so uvicorn must not add itself.
         with serve(sim.app, server_header=False) as server:
@@ -56,6 +57,7 @@ def _sim_fixture(provider_id: str) -> Any:
 
     @pytest.fixture(name=f"{provider_id}_sim")
     def fresh(request: pytest.FixtureRequest) -> Iterator[ProviderSimulator]:
+        """The running simulator, reset before and after the test."""
         sim: ProviderSimulator = request.getfixturevalue(f"{provider_id}_sim_server")
         sim.reset()
         try:

@@ -74,6 +74,7 @@ def render_chunks(body: dict[str, Any], include_usage: bool) -> list[bytes]:
     message = choice["message"]
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        """One chunk frame carrying `delta`."""
         return sse({**head, "choices": [{"index": 0, "delta": delta, "logprobs": None,
                                          "finish_reason": finish}]})
 

@@ -34,6 +34,7 @@ class WireResponse(Response):
         async with anyio.create_task_group() as group:
 
             async def watch_disconnect() -> None:
+                """Cancel the writer once the client has gone."""
                 while (await receive())["type"] != "http.disconnect":
                     pass
                 group.cancel_scope.cancel()

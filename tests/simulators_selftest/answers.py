@@ -68,7 +68,7 @@ def from_stream(provider: str, raw: bytes) -> Answer:
 
 
 def _openai(payloads: list[dict[str, Any]]) -> Answer:
-    answer, pieces = Answer(), {}
+    answer, pieces = Answer(), dict[int, str]()
     for chunk in payloads:
         for choice in chunk["choices"]:
             delta = choice["delta"]
@@ -82,7 +82,7 @@ def _openai(payloads: list[dict[str, Any]]) -> Answer:
 
 
 def _anthropic(payloads: list[dict[str, Any]]) -> Answer:
-    answer, pieces = Answer(), {}
+    answer, pieces = Answer(), dict[int, str]()
     for event in payloads:
         delta = event.get("delta", {})
         if delta.get("type") == "text_delta":
@@ -108,7 +108,7 @@ def _google(payloads: list[dict[str, Any]]) -> Answer:
 
 
 def _cohere(payloads: list[dict[str, Any]]) -> Answer:
-    answer, pieces = Answer(), {}
+    answer, pieces = Answer(), dict[int, str]()
     for event in payloads:
         message = event.get("delta", {}).get("message", {})
         if event["type"] == "content-delta":

@@ -131,3 +131,72 @@ def test_scenario(simulators: dict[str, ProviderSimulator], provider: str,
         assert from_json.finish == from_sse.finish
     if (provider, scenario) not in DIFFERENT_TEXT:
         assert from_json.text == from_sse.text
+
+
+def test_openai_tool_stream_without_usage(openai_sim: ProviderSimulator) -> None:
+    """Without include_usage the usage chunk is left out of the tool-call transcript."""
+    body = {**example_body(openai_sim, "chat_tools"), "stream": True}
+    with client(openai_sim) as http:
+        raw = http.post("/v1/chat/completions", json=body).content
+    transcript = openai_sim.contract.transcript("stream-tool-calls.txt")
+    assert b'"choices":[]' in transcript
+    assert b'"choices":[]' not in raw
+    assert raw.endswith(b"data: [DONE]\n\n")
+    assert from_stream("openai", raw) == from_stream("openai", transcript)
+
+
+def test_google_stream_without_alt_sse(google_sim: ProviderSimulator) -> None:
+    """Without alt=sse the answer is the incrementally written JSON array."""
+    with client(google_sim) as http:
+        text = http.post(GEMINI + ":streamGenerateContent", json=GEMINI_TEXT)
+        tools = http.post(GEMINI + ":streamGenerateContent",
+                          json=example_body(google_sim, "generate_tools"))
+    assert text.content == google_sim.contract.transcript("stream-json-array-no-alt.txt")
+    assert text.headers["content-type"].startswith("application/json")
+    calls = [p["functionCall"] for p in tools.json()[0]["candidates"][0]["content"]["parts"]]
+    assert calls == [{"name": "get_weather", "args": {"location": "Tokyo"}}]
+
+
+def test_forced_transcript(google_sim: ProviderSimulator) -> None:
+    """`sim.transcript` swaps in another contract transcript (here the LF-framed capture)."""
+    google_sim.transcript = "stream-recorded-lf.txt"
+    with client(google_sim) as http:
+        raw = http.post(GEMINI + ":streamGenerateContent?alt=sse", json=GEMINI_TEXT).content
+    assert raw == google_sim.contract.transcript("stream-recorded-lf.txt")
+
+
+def test_forced_scenario(google_sim: ProviderSimulator) -> None:
+    """`sim.scenario` picks a scenario no request shape leads to (a blocked prompt)."""
+    google_sim.scenario = "blocked"
+    with client(google_sim) as http:
+        body = http.post(GEMINI + ":generateContent", json=GEMINI_TEXT).json()
+    assert "candidates" not in body
+    assert body["promptFeedback"]["blockReason"] == "SAFETY"
+
+
+def test_cloudflare_chunk_style_model(cloudflare_sim: ProviderSimulator) -> None:
+    """Newer models stream OpenAI-style chunks on /ai/run, then the native usage frame."""
+    with client(cloudflare_sim) as http:
+        raw = http.post("/ai/run/@cf/google/gemma-4-26b-a4b-it",
+                        json={"messages": [USER], "stream": True}).content
+    assert raw == cloudflare_sim.contract.transcript("stream-native-chunk-style.txt")
+
+
+def test_anthropic_stream_only_scenario_falls_back(anthropic_sim: ProviderSimulator) -> None:
+    """A scenario with only a transcript answers non-streamed requests with the text body."""
+    anthropic_sim.scenario = "hello"
+    with client(anthropic_sim) as http:
+        body = http.post("/v1/messages", json={**TEXT, "max_tokens": 64}).json()
+        raw = http.post("/v1/messages", json={**TEXT, "max_tokens": 64, "stream": True}).content
+    assert body == anthropic_sim.contract.response("messages_basic").body
+    assert raw == anthropic_sim.contract.transcript("stream.txt")
+
+
+def test_ollama_stream_is_default(ollama_sim: ProviderSimulator) -> None:
+    """/api/chat streams NDJSON unless "stream": false."""
+    with client(ollama_sim) as http:
+        response = http.post("/api/chat", json={**TEXT, "model": "llama3.2"})
+        root = http.get("/")
+    assert response.headers["content-type"] == "application/x-ndjson"
+    assert response.content == ollama_sim.contract.transcript("stream-chat.ndjson.txt")
+    assert root.text == "Ollama is running"

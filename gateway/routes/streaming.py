@@ -1,0 +1,107 @@
+"""What the streamed and client-API routes share: the SSE response, the event pump, errors.
+
+A streamed answer is written as it is produced: every IR event is encoded and handed to the
+server at once, so a client sees each upstream chunk as soon as the gateway has read it. The
+upstream stream is always closed when the response ends, however it ends (finished, failed,
+or abandoned by a client that went away), which cancels the upstream request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
+from typing import Any, Protocol
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Send
+
+from gateway import chat, ir
+from gateway.errors import GatewayError, InvalidRequest, UpstreamError
+from gateway.providers import Provider
+from gateway.responses import JSONResponse
+from gateway.state import GatewayState
+
+log = logging.getLogger("gateway")
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+INTERNAL_ERROR = "internal error"
+
+
+class StreamEncoder(Protocol):
+    """Renders one answer's IR stream events in a client API's framing."""
+
+    def encode(self, event: ir.StreamEvent) -> bytes:
+        """The bytes for one event (possibly none)."""
+        ...
+
+    def finish(self) -> bytes:
+        """The bytes that end a stream that did not fail."""
+        ...
+
+
+class EventStreamResponse(StreamingResponse):
+    """A `text/event-stream` response whose body generator is closed however it ends."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, body: AsyncGenerator[bytes, None]) -> None:
+        super().__init__(body, headers=SSE_HEADERS)
+        self._body = body
+
+    async def stream_response(self, send: Send) -> None:
+        """Write the body; a client that goes away cancels this, and the close still runs."""
+        async with aclosing(self._body):
+            await super().stream_response(send)
+
+
+async def encoded(events: AsyncIterator[ir.StreamEvent],
+                  encoder: StreamEncoder) -> AsyncGenerator[bytes, None]:
+    """Each event's bytes as soon as the event arrives; an error ends the stream as an error.
+
+    After the first byte an HTTP status can no longer change, so any failure becomes the
+    client API's own error event instead of a clean end.
+    """
+    async with aclosing(events):  # type: ignore[type-var]
+        try:
+            async for event in events:
+                data = encoder.encode(event)
+                if data:
+                    yield data
+                if isinstance(event, ir.StreamError):
+                    return
+        except Exception as exc:  # the headers are out: report it in the stream, not as a 500
+            log.error("stream failed after the first byte: %s", type(exc).__name__)
+            yield encoder.encode(ir.StreamError(INTERNAL_ERROR, type="internal_error"))
+            return
+    yield encoder.finish()
+
+
+async def open_events(state: GatewayState, provider: Provider,
+                      request: ir.ChatRequest) -> AsyncIterator[ir.StreamEvent]:
+    """Start a streamed exchange; GatewayErrors before the first byte still raise here."""
+    return await chat.open_stream(state.upstream, state.telemetry, provider, request)
+
+
+ErrorBody = Callable[[GatewayError], dict[str, Any]]
+
+
+def client_error(exc: GatewayError, render: ErrorBody) -> Response:
+    """A gateway error answered in a client API's own error shape, keeping status and hints."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, UpstreamError) and exc.retry_after is not None:
+        headers["Retry-After"] = str(max(0, round(exc.retry_after)))
+    return JSONResponse(render(exc), status_code=exc.status, headers=headers)
+
+
+def unexpected_error(request: Request, exc: Exception, render: ErrorBody) -> Response:
+    """A 500 in the client API's shape; only the type is logged, as messages may hold data."""
+    log.error("unhandled error while serving %s: %s", request.url.path, type(exc).__name__)
+    return client_error(GatewayError(INTERNAL_ERROR), render)
+
+
+def field_of(exc: GatewayError) -> str | None:
+    """The offending field of a validation error, if any."""
+    return exc.field if isinstance(exc, InvalidRequest) else None
+
