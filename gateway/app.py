@@ -23,7 +23,7 @@ from gateway.middleware.body_limit import BodyLimitMiddleware
 from gateway.middleware.client_timeouts import ClientTimeoutsMiddleware
 from gateway.providers import resolve_all
 from gateway.responses import JSONResponse, error_response
-from gateway.routes import health, llms
+from gateway.routes import anthropic, health, llms, openai
 from gateway.state import GatewayState
 from gateway.telemetry import TelemetryConfig, TelemetryMiddleware, create_telemetry
 from gateway.upstream import Upstream
@@ -107,6 +107,9 @@ def create_app(settings: Settings, *, hooks: TestHooks | None = None) -> ASGIApp
         Route("/llms", llms.list_all, methods=["GET"]),
         Route("/llms/{provider}", llms.list_provider, methods=["GET"]),
         Route("/llms/{provider}/generate", llms.generate, methods=["POST"]),
+        Route("/v1/models", openai.list_models, methods=["GET"]),
+        Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route("/v1/messages", anthropic.messages, methods=["POST"]),
         *telemetry.metrics_routes(),
     ]
     middleware = [

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class HealthResponse(BaseModel):
@@ -64,6 +64,10 @@ class GenerateRequest(BaseModel):
         ),
     ] = None
     temperature: Annotated[float | None, Field(ge=0.0, le=2.0)] = None
+    stream: Annotated[
+        bool | None,
+        Field(description="Answer with server-sent events as the provider produces the text."),
+    ] = False
 
 
 class Usage(BaseModel):
@@ -88,6 +92,144 @@ class GenerateResponse(BaseModel):
         Field(description="Normalised to `stop`, `length`, `tool_calls` or `content_filter`."),
     ] = None
     usage: Usage | None = None
+
+
+class GenerateStreamEvent(BaseModel):
+    """One event of a streamed generate: a text delta in `response.content`, or the last event, which carries `finish_reason` and `usage` instead."""
+
+    provider: str
+    response: ResponseTokens
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+class ChatCompletionFunctionCall(BaseModel):
+    name: str
+    arguments: Annotated[str, Field(description="The arguments as a JSON text.")]
+
+
+class ChatCompletionRole(StrEnum):
+    system = "system"
+    developer = "developer"
+    user = "user"
+    assistant = "assistant"
+    tool = "tool"
+
+
+class ChatCompletionStreamOptions(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    include_usage: Annotated[
+        bool | None, Field(description="End the stream with a chunk that carries the usage.")
+    ] = None
+
+
+class ChatCompletionUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletionFinishReason(StrEnum):
+    """
+    Why the model stopped, whichever provider answered.
+    """
+
+    stop = "stop"
+    length = "length"
+    tool_calls = "tool_calls"
+    content_filter = "content_filter"
+
+
+class ChatCompletionChunkChoice(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    index: int | None = None
+    delta: Annotated[
+        dict[str, Any] | None, Field(description="The new role, content or tool-call fragments.")
+    ] = None
+    finish_reason: str | None = None
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: Annotated[
+        str,
+        Field(description="Such as `invalid_request_error`, `rate_limit_error` or `server_error`."),
+    ]
+    param: Annotated[
+        str | None, Field(description="The offending field of an invalid request.")
+    ] = None
+    code: str | None = None
+
+
+class AnthropicRole(StrEnum):
+    user = "user"
+    assistant = "assistant"
+
+
+class AnthropicTool(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    name: str
+    description: str | None = None
+    input_schema: Annotated[dict[str, Any], Field(description="A JSON Schema of the tool's input.")]
+
+
+class AnthropicContentBlock(BaseModel):
+    """A content block; `type` says which of the other fields it carries."""
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    type: Annotated[
+        str,
+        Field(description="text, image, tool_use or tool_result (thinking blocks are ignored)."),
+    ]
+    text: str | None = None
+    id: str | None = None
+    name: str | None = None
+    input: dict[str, Any] | None = None
+    tool_use_id: str | None = None
+
+
+class AnthropicUsage(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    input_tokens: int
+    output_tokens: int
+
+
+class AnthropicStopReason(StrEnum):
+    """
+    Why the model stopped, whichever provider answered.
+    """
+
+    end_turn = "end_turn"
+    max_tokens = "max_tokens"
+    tool_use = "tool_use"
+    refusal = "refusal"
+
+
+class AnthropicStreamEvent(BaseModel):
+    """One streamed event, named by `type`: message_start, content_block_start, content_block_delta, content_block_stop, message_delta, message_stop, or error."""
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    type: str
+
+
+class AnthropicErrorDetail(BaseModel):
+    type: Annotated[
+        str,
+        Field(description="Such as `invalid_request_error`, `rate_limit_error` or `api_error`."),
+    ]
+    message: str
 
 
 class Model(BaseModel):
@@ -157,3 +299,178 @@ class Providers(StrEnum):
     cloudflare = "cloudflare"
     cohere = "cohere"
     anthropic = "anthropic"
+
+
+class OpenAIModelList(BaseModel):
+    """`GET /v1/models`: ids are `provider/model`, `owned_by` the provider id."""
+
+    object: Literal["list"]
+    data: list[Model]
+
+
+class ChatCompletionToolCall(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: str
+    type: Literal["function"]
+    function: ChatCompletionFunctionCall
+
+
+class ChatCompletionChunk(BaseModel):
+    """One streamed `chat.completion.chunk`; the usage chunk has empty `choices`."""
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChatCompletionChunkChoice]
+    usage: ChatCompletionUsage | None = None
+
+
+class OpenAIError(BaseModel):
+    """OpenAI's error shape, used for every error on the OpenAI-compatible routes."""
+
+    error: OpenAIErrorDetail
+
+
+class AnthropicInputMessage(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    role: AnthropicRole
+    content: Annotated[
+        str | list[AnthropicContentBlock],
+        Field(description="Text, or text, image, tool_use and tool_result blocks."),
+    ]
+
+
+class AnthropicMessage(BaseModel):
+    """A `message`; `model` is the `provider/model` id that was asked for."""
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: str
+    type: Literal["message"]
+    role: Literal["assistant"]
+    model: str
+    content: list[AnthropicContentBlock]
+    stop_reason: AnthropicStopReason
+    stop_sequence: str | None = None
+    usage: AnthropicUsage
+
+
+class AnthropicError(BaseModel):
+    """Anthropic's error shape, used for every error on `/v1/messages`."""
+
+    type: Literal["error"]
+    error: AnthropicErrorDetail
+
+
+class ChatCompletionMessage(BaseModel):
+    """One OpenAI chat message (system, developer, user, assistant or tool)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    role: ChatCompletionRole
+    content: Annotated[
+        str | list[dict[str, Any]] | None,
+        Field(description="Text, an array of text or image_url parts, or null beside tool calls."),
+    ] = None
+    name: str | None = None
+    tool_calls: list[ChatCompletionToolCall] | None = None
+    tool_call_id: Annotated[
+        str | None, Field(description="On `tool` messages, the call this is the result of.")
+    ] = None
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's chat-completions request. Fields the gateway does not translate are passed on only to providers that speak OpenAI's dialect."""
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    model: Annotated[
+        str, Field(description="`provider/model`, such as `openai/gpt-4o-mini`.", min_length=1)
+    ]
+    messages: Annotated[list[ChatCompletionMessage], Field(min_length=1)]
+    max_completion_tokens: Annotated[int | None, Field(ge=1)] = None
+    max_tokens: Annotated[
+        int | None, Field(description="The older name of `max_completion_tokens`.", ge=1)
+    ] = None
+    temperature: Annotated[float | None, Field(ge=0.0, le=2.0)] = None
+    top_p: Annotated[float | None, Field(ge=0.0, le=1.0)] = None
+    stop: str | list[str] | None = None
+    tools: Annotated[
+        list[dict[str, Any]] | None,
+        Field(
+            description=(
+                "Function tools: `{type: function, function: {name, description, parameters}}`."
+            )
+        ),
+    ] = None
+    tool_choice: Annotated[
+        Any | None,
+        Field(description="`auto`, `none`, `required` or `{type: function, function: {name}}`."),
+    ] = None
+    response_format: dict[str, Any] | None = None
+    stream: bool | None = False
+    stream_options: ChatCompletionStreamOptions | None = None
+
+
+class ChatCompletionChoice(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    index: int
+    message: ChatCompletionMessage
+    finish_reason: ChatCompletionFinishReason
+
+
+class AnthropicMessageRequest(BaseModel):
+    """Anthropic's messages request. Fields the gateway does not translate are passed on only to providers that speak Anthropic's dialect."""
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    model: Annotated[
+        str,
+        Field(
+            description="`provider/model`, such as `anthropic/claude-sonnet-4-20250514`.",
+            min_length=1,
+        ),
+    ]
+    max_tokens: Annotated[int, Field(ge=1)]
+    messages: Annotated[list[AnthropicInputMessage], Field(min_length=1)]
+    system: Annotated[
+        str | list[AnthropicContentBlock] | None,
+        Field(description="A system prompt, as text or text blocks."),
+    ] = None
+    temperature: Annotated[float | None, Field(ge=0.0)] = None
+    top_p: Annotated[float | None, Field(ge=0.0)] = None
+    stop_sequences: list[str] | None = None
+    tools: list[AnthropicTool] | None = None
+    tool_choice: Annotated[
+        dict[str, Any] | None,
+        Field(description="`{type: auto | any | none}` or `{type: tool, name}`."),
+    ] = None
+    stream: bool | None = False
+
+
+class ChatCompletion(BaseModel):
+    """A `chat.completion`; `model` is the `provider/model` id that was asked for."""
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatCompletionChoice]
+    usage: ChatCompletionUsage | None = None

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import orjson
@@ -257,6 +258,11 @@ def _answer_input(call: ToolCall) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"arguments": call.arguments}
 
 
+def new_message_id() -> str:
+    """A fresh `msg_...` id for answers whose upstream gave none."""
+    return "msg_" + secrets.token_hex(12)
+
+
 def render_response(resp: ChatResponse) -> dict[str, Any]:
     """An IR answer as an Anthropic `message` object."""
     content: list[dict[str, Any]] = [{"type": "text", "text": resp.text}] if resp.text else []
@@ -264,7 +270,7 @@ def render_response(resp: ChatResponse) -> dict[str, Any]:
                  "input": _answer_input(call)} for call in resp.tool_calls]
     usage = resp.usage or Usage()
     return {
-        "id": resp.id,
+        "id": resp.id or new_message_id(),
         "type": "message",
         "role": "assistant",
         "model": resp.model,

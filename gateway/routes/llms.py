@@ -1,4 +1,9 @@
-"""The spec's native API: `GET /llms`, `GET /llms/{provider}`, `POST /llms/{provider}/generate`."""
+"""The spec's native API: `GET /llms`, `GET /llms/{provider}`, `POST /llms/{provider}/generate`.
+
+`generate` streams as server-sent events when asked to: one `data:` event per text delta,
+then one with `finish_reason` and `usage`, then `data: [DONE]`; a failure after the first
+byte is a last `data:` event in the spec's `Error` shape instead.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,9 @@ from gateway.errors import (
 )
 from gateway.providers import Provider
 from gateway.responses import JSONResponse
+from gateway.routes.streaming import EventStreamResponse, encoded, open_events
 from gateway.state import GatewayState
+from gateway.streaming import SSE_DONE, sse_event
 from generated.models import GenerateRequest
 
 
@@ -33,6 +40,22 @@ def lookup(state: GatewayState, provider_id: str) -> Provider:
                        code="unknown_provider")
     if not provider.configured:
         raise ProviderNotConfigured(provider.id, list(provider.missing))
+    return provider
+
+
+def route_model(state: GatewayState, request: Request, chat: ir.ChatRequest) -> Provider:
+    """The provider named by a `provider/model` id; `chat.model` keeps the provider's own id.
+
+    The id is split at its first '/', since model ids (Cloudflare's) may contain more.
+    """
+    prefix, slash, model = chat.model.partition("/")
+    if not slash or not prefix or not model:
+        raise InvalidRequest(f"model '{chat.model}' must be 'provider/model', such as "
+                             "'openai/gpt-4o-mini'", field="model")
+    provider = lookup(state, prefix)
+    chat.model = model
+    request.state.provider = provider.id
+    request.state.model = model
     return provider
 
 
@@ -71,7 +94,8 @@ def to_ir(request: GenerateRequest) -> ir.ChatRequest:
     messages = [ir.Message(role=m.role.value, content=[ir.TextPart(m.content)])
                 for m in request.messages]
     return ir.ChatRequest(model=request.model, messages=messages,
-                          max_tokens=request.max_tokens, temperature=request.temperature)
+                          max_tokens=request.max_tokens, temperature=request.temperature,
+                          stream=bool(request.stream))
 
 
 def render_generate(provider: Provider, answer: ir.ChatResponse) -> dict[str, Any]:
@@ -82,18 +106,65 @@ def render_generate(provider: Provider, answer: ir.ChatResponse) -> dict[str, An
         "finish_reason": answer.finish_reason,
     }
     if answer.usage is not None:
-        body["usage"] = {"prompt_tokens": answer.usage.input_tokens,
-                         "completion_tokens": answer.usage.output_tokens,
-                         "total_tokens": answer.usage.total_tokens}
+        body["usage"] = _usage(answer.usage)
     return body
+
+
+def _usage(usage: ir.Usage) -> dict[str, int]:
+    """The spec's Usage object."""
+    return {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens}
+
+
+class GenerateStreamEncoder:
+    """IR stream events as the SSE events of a streamed `generate` (see the module doc)."""
+
+    def __init__(self, provider: Provider, model: str) -> None:
+        self._provider = provider.id
+        self._model = model
+        self._finish: str | None = None
+        self._usage: ir.Usage | None = None
+
+    def encode(self, event: ir.StreamEvent) -> bytes:
+        """A content event per text delta; finish and usage are held for the last event."""
+        if isinstance(event, ir.MessageStart) and event.model:
+            self._model = event.model
+        elif isinstance(event, ir.TextDelta) and event.text:
+            return self._event(self._body(event.text))
+        elif isinstance(event, ir.Finish):
+            self._finish = event.reason
+        elif isinstance(event, ir.UsageReport):
+            self._usage = event.usage
+        elif isinstance(event, ir.StreamError):
+            return self._event({"error": event.message, "code": event.type,
+                                "provider": self._provider})
+        return b""
+
+    def finish(self) -> bytes:
+        """The event with the finish reason and usage, then `[DONE]`."""
+        last = self._body("")
+        last["finish_reason"] = self._finish or "stop"
+        if self._usage is not None:
+            last["usage"] = _usage(self._usage)
+        return self._event(last) + SSE_DONE
+
+    def _body(self, content: str) -> dict[str, Any]:
+        return {"provider": self._provider,
+                "response": {"role": "assistant", "model": self._model, "content": content}}
+
+    def _event(self, payload: dict[str, Any]) -> bytes:
+        return sse_event(orjson.dumps(payload))
+
+
+async def list_each(state: GatewayState) -> list[dict[str, Any]]:
+    """Every configured provider's models, listed concurrently; failures are reported each."""
+    configured = [p for p in state.providers.values() if p.configured]
+    return list(await asyncio.gather(*(_list_one(state, p) for p in configured)))
 
 
 async def list_all(request: Request) -> Response:
     """Every configured provider's models; failures are reported per provider."""
-    state: GatewayState = request.app.state.gateway
-    configured = [p for p in state.providers.values() if p.configured]
-    entries = await asyncio.gather(*(_list_one(state, p) for p in configured))
-    return JSONResponse(entries)
+    return JSONResponse(await list_each(request.app.state.gateway))
 
 
 async def _list_one(state: GatewayState, provider: Provider) -> dict[str, Any]:
@@ -127,5 +198,8 @@ async def generate(request: Request) -> Response:
     chat = to_ir(validate_generate(await read_json(request)))
     request.state.provider = provider.id
     request.state.model = chat.model
+    if chat.stream:
+        events = await open_events(state, provider, chat)
+        return EventStreamResponse(encoded(events, GenerateStreamEncoder(provider, chat.model)))
     answer = await state.complete(provider, chat)
     return JSONResponse(render_generate(provider, answer))

@@ -8,8 +8,9 @@ or abandoned by a client that went away), which cancels the upstream request.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any, Protocol
 
@@ -56,14 +57,14 @@ class EventStreamResponse(StreamingResponse):
             await super().stream_response(send)
 
 
-async def encoded(events: AsyncIterator[ir.StreamEvent],
+async def encoded(events: AsyncGenerator[ir.StreamEvent, None],
                   encoder: StreamEncoder) -> AsyncGenerator[bytes, None]:
     """Each event's bytes as soon as the event arrives; an error ends the stream as an error.
 
     After the first byte an HTTP status can no longer change, so any failure becomes the
     client API's own error event instead of a clean end.
     """
-    async with aclosing(events):  # type: ignore[type-var]
+    async with aclosing(events):
         try:
             async for event in events:
                 data = encoder.encode(event)
@@ -79,9 +80,14 @@ async def encoded(events: AsyncIterator[ir.StreamEvent],
 
 
 async def open_events(state: GatewayState, provider: Provider,
-                      request: ir.ChatRequest) -> AsyncIterator[ir.StreamEvent]:
-    """Start a streamed exchange; GatewayErrors before the first byte still raise here."""
-    return await chat.open_stream(state.upstream, state.telemetry, provider, request)
+                      request: ir.ChatRequest) -> AsyncGenerator[ir.StreamEvent, None]:
+    """Start a streamed exchange; GatewayErrors before the first byte still raise here.
+
+    The events come from an async generator, which `encoded` closes to cancel the upstream.
+    """
+    events = await chat.open_stream(state.upstream, state.telemetry, provider, request)
+    assert isinstance(events, AsyncGenerator)
+    return events
 
 
 ErrorBody = Callable[[GatewayError], dict[str, Any]]
@@ -95,10 +101,31 @@ def client_error(exc: GatewayError, render: ErrorBody) -> Response:
     return JSONResponse(render(exc), status_code=exc.status, headers=headers)
 
 
-def unexpected_error(request: Request, exc: Exception, render: ErrorBody) -> Response:
-    """A 500 in the client API's shape; only the type is logged, as messages may hold data."""
-    log.error("unhandled error while serving %s: %s", request.url.path, type(exc).__name__)
-    return client_error(GatewayError(INTERNAL_ERROR), render)
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def client_api(render: ErrorBody) -> Callable[[Endpoint], Endpoint]:
+    """Answer every failure of a client-API endpoint in that API's own error shape.
+
+    SDKs pick their exception class from the status and read the message from their own
+    body shape, so the gateway's native `Error` shape must not reach them.
+    """
+
+    def wrap(endpoint: Endpoint) -> Endpoint:
+        @functools.wraps(endpoint)
+        async def run(request: Request) -> Response:
+            try:
+                return await endpoint(request)
+            except GatewayError as exc:
+                return client_error(exc, render)
+            except Exception as exc:  # still the client's shape; only the type is logged
+                log.error("unhandled error while serving %s: %s", request.url.path,
+                          type(exc).__name__)
+                return client_error(GatewayError(INTERNAL_ERROR), render)
+
+        return run
+
+    return wrap
 
 
 def field_of(exc: GatewayError) -> str | None:

@@ -93,11 +93,6 @@ class Armed(Generic[T]):
         with self._lock:
             self._value, self._remaining = None, 0
 
-    def peek(self) -> T | None:
-        """The armed value without using it up."""
-        with self._lock:
-            return self._value if self._remaining != 0 else None
-
     def take(self) -> T | None:
         """The armed value, counting one use; None when not armed."""
         with self._lock:
@@ -121,6 +116,7 @@ class ProviderSimulator:
     default_page_size_cap: ClassVar[int | None] = None
     # Model ids containing this answer like an unknown model (the contracts' own example).
     unknown_model_marker: ClassVar[str] = "does-not-exist"
+    default_hang_timeout: ClassVar[float] = 30.0
 
     def __init__(self, api_key: str | None = None) -> None:
         self.contract = Contract(self.contract_dir)
@@ -129,16 +125,19 @@ class ProviderSimulator:
         self.requests: list[RecordedRequest] = []
         self.delay = 0.0
         self.chunk_delay = 0.0
-        self.hang_timeout = 30.0
+        self.hang_timeout = self.default_hang_timeout
         self.scenario: str | None = None
         self.transcript: str | None = None
         self.page_size_cap = self.default_page_size_cap
         self._errors: list[InjectedError] = []
         self._errors_lock = threading.Lock()
         self._hang: Armed[bool] = Armed()
+        self._hang_epoch = 0  # bumped by reset() to release every hung request
         self._malformed: Armed[bool] = Armed()
         self._reset_after: Armed[int] = Armed()
         self._stream_error_after: Armed[int] = Armed()
+        # Streams whose client went away before the last frame (the gateway cancelled them).
+        self.streams_cancelled = 0
         fallback = Route("/{path:path}", self.endpoint(self.unknown_route), methods=ALL_METHODS)
         self.app = Starlette(routes=[*self.routes(), fallback])
 
@@ -192,7 +191,8 @@ class ProviderSimulator:
                 self._errors.append(InjectedError(status, body, dict(headers or {})))
 
     def hang(self, times: int | None = None) -> None:
-        """Accept requests but answer nothing until `reset()` or `hang_timeout` (bounded)."""
+        """Hold the next `times` requests (None: all) unanswered until `reset()` or
+        `hang_timeout`; the wait is bounded, and a released request is answered normally."""
         self._hang.arm(True, times)
 
     def malformed_json(self, times: int = 1) -> None:
@@ -213,8 +213,11 @@ class ProviderSimulator:
             self._errors.clear()
         for armed in (self._hang, self._malformed, self._reset_after, self._stream_error_after):
             armed.disarm()
+        self._hang_epoch += 1
         self.requests.clear()
+        self.streams_cancelled = 0
         self.delay = self.chunk_delay = 0.0
+        self.hang_timeout = self.default_hang_timeout
         self.scenario = self.transcript = None
         self.page_size_cap = self.default_page_size_cap
 
@@ -258,8 +261,8 @@ class ProviderSimulator:
         """Block while a hang is armed; False when the client gave up meanwhile."""
         if not self._hang.take():
             return True
-        deadline = time.monotonic() + self.hang_timeout
-        while self._hang.peek() and time.monotonic() < deadline:
+        epoch, deadline = self._hang_epoch, time.monotonic() + self.hang_timeout
+        while self._hang_epoch == epoch and time.monotonic() < deadline:
             if await request.is_disconnected():
                 return False
             await anyio.sleep(0.02)
@@ -381,7 +384,12 @@ class ProviderSimulator:
             whole = frames[0]
             frames, cut = [whole[: len(whole) // 2], whole[len(whole) // 2:]], min(cut, 1)
         return WireResponse(status, headers, frames, chunk_delay=self.chunk_delay if stream else 0,
+                            on_cancel=self._stream_cancelled if stream else None,
                             cut_after=cut, content_length=not stream)
+
+    def _stream_cancelled(self) -> None:
+        """Count a stream abandoned by its client (WireResponse's `on_cancel`)."""
+        self.streams_cancelled += 1
 
 
 def set_path(body: Any, path: tuple[str | int, ...], value: Any) -> None:

@@ -7,6 +7,8 @@ really leaves the client with a half-read body.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -17,8 +19,10 @@ class WireResponse(Response):
 
     def __init__(self, status: int, headers: dict[str, str], frames: list[bytes], *,
                  chunk_delay: float = 0.0, cut_after: int | None = None,
-                 content_length: bool = False) -> None:
+                 content_length: bool = False,
+                 on_cancel: Callable[[], None] | None = None) -> None:
         self.status_code = status
+        self.on_cancel = on_cancel
         self.frames = frames
         self.chunk_delay = chunk_delay
         self.cut_after = cut_after
@@ -30,7 +34,8 @@ class WireResponse(Response):
         self.raw_headers = pairs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Write the frames; stop early when the client goes away."""
+        """Write the frames; stop early when the client goes away (and call `on_cancel`)."""
+        written = False
         async with anyio.create_task_group() as group:
 
             async def watch_disconnect() -> None:
@@ -41,7 +46,10 @@ class WireResponse(Response):
 
             group.start_soon(watch_disconnect)
             await self._write(send)
+            written = True
             group.cancel_scope.cancel()
+        if not written and self.on_cancel is not None:
+            self.on_cancel()
 
     async def _write(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code,

@@ -104,6 +104,15 @@ def test_hang_until_reset(simulators: dict[str, ProviderSimulator], provider: st
         assert http.get(LISTS[provider]).status_code == 200
 
 
+def test_hang_times(openai_sim: ProviderSimulator) -> None:
+    """hang(times=1) holds only the next request; later ones are answered meanwhile."""
+    openai_sim.hang(times=1)
+    with client(openai_sim, timeout=httpx.Timeout(5.0, read=0.3)) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            http.get("/v1/models")
+        assert http.get("/v1/models").status_code == 200
+
+
 def test_hang_is_bounded(openai_sim: ProviderSimulator) -> None:
     """A hang ends by itself after hang_timeout and the request is then answered."""
     openai_sim.hang()
