@@ -40,7 +40,7 @@ def main() -> int:
     try:
         settings = Settings.from_env()
         config = server_config(settings)
-    except SettingsError as exc:
+    except (SettingsError, ValueError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, secrets_of(settings))

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
+from gateway.auth import AuthConfig, AuthMiddleware
 from gateway.errors import GatewayError
 from gateway.middleware.body_limit import BodyLimitMiddleware
 from gateway.middleware.client_timeouts import ClientTimeoutsMiddleware
@@ -82,6 +83,21 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "internal error", "code": "internal_error"}, status_code=500)
 
 
+def auth_config(settings: Settings) -> AuthConfig:
+    """The OIDC verification settings; raises ValueError naming what is wrong."""
+    return AuthConfig(
+        issuer=settings.oidc_issuer_url,
+        audience=settings.oidc_audience or settings.oidc_client_id,
+        algorithms=settings.oidc_algorithms,
+        leeway=settings.oidc_leeway,
+        required_scopes=settings.oidc_required_scopes,
+        jwks_cache_ttl=settings.oidc_jwks_cache_ttl,
+        jwks_min_refresh_interval=settings.oidc_jwks_min_refresh_interval,
+        exempt_paths=("/health", "/ready", settings.telemetry_metrics_path),
+        fetch_timeout=settings.client_connect_timeout,
+    )
+
+
 def create_app(settings: Settings, *, hooks: TestHooks | None = None) -> ASGIApp:
     """Build the gateway for `settings`."""
     hooks = hooks or TestHooks()
@@ -92,6 +108,8 @@ def create_app(settings: Settings, *, hooks: TestHooks | None = None) -> ASGIApp
         secrets=secrets_of(settings), span_exporter=hooks.span_exporter,
         metric_readers=hooks.metric_readers))
     state = GatewayState(settings=settings, providers=resolve_all(settings), telemetry=telemetry)
+    # The identity provider gets its own client: it must never share provider credentials.
+    auth_http = httpx.AsyncClient(timeout=settings.client_connect_timeout, follow_redirects=False)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -100,6 +118,7 @@ def create_app(settings: Settings, *, hooks: TestHooks | None = None) -> ASGIApp
             try:
                 yield
             finally:
+                await auth_http.aclose()
                 telemetry.shutdown()
 
     routes: list[BaseRoute] = [
@@ -128,5 +147,9 @@ def create_app(settings: Settings, *, hooks: TestHooks | None = None) -> ASGIApp
         },
     )
     app.state.gateway = state
-    # Outside Starlette's own error middleware, so even a 500 carries X-Request-ID.
-    return TelemetryMiddleware(app, telemetry=telemetry)
+    outer: ASGIApp = app
+    if settings.enable_auth:
+        outer = AuthMiddleware(app, config=auth_config(settings), http=auth_http)
+    # Outside Starlette's own error middleware, so even a 500 carries X-Request-ID, and
+    # outside auth, so refused requests are logged and traced too.
+    return TelemetryMiddleware(outer, telemetry=telemetry)

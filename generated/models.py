@@ -265,6 +265,57 @@ class ProviderModels(BaseModel):
     models: list[Model]
 
 
+class BudgetStatus(BaseModel):
+    limit: int
+    used: int
+    left: int
+
+
+class ModelStatus(BaseModel):
+    model: Annotated[str, Field(description="The provider's own model id.")]
+    canonical: Annotated[
+        list[str] | None, Field(description="The catalog names this model serves.")
+    ] = None
+    healthy: bool
+    cooling_down_until: Annotated[
+        float | None,
+        Field(description="Unix time (seconds) until which the router skips this model."),
+    ] = None
+    failures: Annotated[
+        int, Field(description="Recent consecutive failures; each one lengthens the next cooldown.")
+    ]
+
+
+class Candidate(BaseModel):
+    provider: str
+    model: str
+    available: bool
+
+
+class CatalogModelStatus(BaseModel):
+    name: str
+    candidates: list[Candidate]
+
+
+class Backend(StrEnum):
+    memory = "memory"
+    redis = "redis"
+
+
+class CacheStats(BaseModel):
+    enabled: bool
+    backend: Backend
+    entries: int
+    max_entries: int | None = None
+    ttl_seconds: float | None = None
+    hits: int
+    misses: int
+
+
+class CacheCleared(BaseModel):
+    cleared: int
+
+
 class AuthType(StrEnum):
     """
     How a provider's API key is presented.
@@ -371,6 +422,28 @@ class AnthropicError(BaseModel):
     error: AnthropicErrorDetail
 
 
+class ProviderStatus(BaseModel):
+    id: str
+    name: str | None = None
+    configured: Annotated[
+        bool, Field(description="Every setting it needs (such as its API key) is present.")
+    ]
+    local: Annotated[
+        bool, Field(description="Runs on this machine (Ollama, LM Studio, llama.cpp, vLLM).")
+    ]
+    key_bad: Annotated[
+        bool,
+        Field(
+            description="The provider refused the key (401 or 403); skipped until the key changes."
+        ),
+    ]
+    healthy: Annotated[bool, Field(description="Configured, key accepted and no budget spent.")]
+    budgets: Annotated[
+        dict[str, BudgetStatus], Field(description="Keyed by window: `rpm`, `rpd`, `tpm`, `tpd`.")
+    ]
+    models: list[ModelStatus]
+
+
 class ChatCompletionMessage(BaseModel):
     """One OpenAI chat message (system, developer, user, assistant or tool)."""
 
@@ -460,6 +533,19 @@ class AnthropicMessageRequest(BaseModel):
         Field(description="`{type: auto | any | none}` or `{type: tool, name}`."),
     ] = None
     stream: bool | None = False
+
+
+class RoutingStatus(BaseModel):
+    providers: list[ProviderStatus]
+    models: Annotated[
+        list[CatalogModelStatus],
+        Field(description="Each catalog model and its candidates, in the order they are tried."),
+    ]
+    aliases: Annotated[
+        dict[str, list[str]],
+        Field(description="Each alias and the ordered list of models it falls back through."),
+    ]
+    cache: CacheStats
 
 
 class ChatCompletion(BaseModel):

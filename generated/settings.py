@@ -461,6 +461,135 @@ SETTINGS: tuple[SettingSpec, ...] = (
         section="telemetry",
     ),
     SettingSpec(
+        env="ROUTING_FILE",
+        field="routing_file",
+        type="path",
+        default=None,
+        secret=False,
+        description="A YAML file merged over the built-in routing.yaml (catalog models, aliases, overrides, budgets, local servers); a null value removes a built-in entry.",
+        section="routing",
+    ),
+    SettingSpec(
+        env="ROUTING_RETRIES",
+        field="routing_retries",
+        type="int",
+        default="1",
+        secret=False,
+        description="Extra attempts on the same model after a transient failure (5xx, 529, 408, a dropped connection, a short Retry-After) before the next candidate.",
+        section="routing",
+        minimum=0.0,
+        maximum=5.0,
+    ),
+    SettingSpec(
+        env="ROUTING_BACKOFF_BASE",
+        field="routing_backoff_base",
+        type="duration",
+        default="250ms",
+        secret=False,
+        description="The first retry's backoff; it doubles with each retry and is jittered.",
+        section="routing",
+    ),
+    SettingSpec(
+        env="ROUTING_BACKOFF_MAX",
+        field="routing_backoff_max",
+        type="duration",
+        default="5s",
+        secret=False,
+        description="The longest wait before a retry; a longer Retry-After moves on to the next candidate instead.",
+        section="routing",
+    ),
+    SettingSpec(
+        env="ROUTING_DEADLINE",
+        field="routing_deadline",
+        type="duration",
+        default="120s",
+        secret=False,
+        description="The time one request may spend on attempts, retries and fallbacks together.",
+        section="routing",
+    ),
+    SettingSpec(
+        env="COOLDOWN_BASE",
+        field="cooldown_base",
+        type="duration",
+        default="30s",
+        secret=False,
+        description="How long a failing model is skipped when the provider gives no Retry-After; doubles with each further failure.",
+        section="routing",
+    ),
+    SettingSpec(
+        env="COOLDOWN_MAX",
+        field="cooldown_max",
+        type="duration",
+        default="10m",
+        secret=False,
+        description="The longest cooldown; a model with no failure for this long starts again from COOLDOWN_BASE.",
+        section="routing",
+    ),
+    SettingSpec(
+        env="LOCAL_DISCOVERY",
+        field="local_discovery",
+        type="bool",
+        default="false",
+        secret=False,
+        description="Probe loopback at start-up for Ollama (11434), LM Studio (1234), llama.cpp (8080) and vLLM (8000).",
+        section="routing",
+    ),
+    SettingSpec(
+        env="LOCAL_DISCOVERY_TIMEOUT",
+        field="local_discovery_timeout",
+        type="duration",
+        default="500ms",
+        secret=False,
+        description="How long each local-server probe may take.",
+        section="routing",
+    ),
+    SettingSpec(
+        env="CACHE_ENABLED",
+        field="cache_enabled",
+        type="bool",
+        default="true",
+        secret=False,
+        description="Answer a request identical to a recent one from the cache (a Cache-Control no-cache request bypasses it).",
+        section="cache",
+    ),
+    SettingSpec(
+        env="CACHE_TTL",
+        field="cache_ttl",
+        type="duration",
+        default="10m",
+        secret=False,
+        description="How long a cached answer is served.",
+        section="cache",
+    ),
+    SettingSpec(
+        env="CACHE_MAX_ENTRIES",
+        field="cache_max_entries",
+        type="int",
+        default="1000",
+        secret=False,
+        description="The most answers kept; the least recently used goes first.",
+        section="cache",
+        minimum=1.0,
+    ),
+    SettingSpec(
+        env="REDIS_URL",
+        field="redis_url",
+        type="string",
+        default=None,
+        secret=True,
+        description="A redis:// URL; when set, cooldowns, budgets and the cache are shared by every replica through Redis instead of kept in memory.",
+        section="state",
+    ),
+    SettingSpec(
+        env="REDIS_KEY_PREFIX",
+        field="redis_key_prefix",
+        type="string",
+        default="llm-gateway",
+        secret=False,
+        description="The prefix of every Redis key the gateway writes, so several gateways can share one Redis.",
+        section="state",
+    ),
+    SettingSpec(
         env="OLLAMA_API_URL",
         field="ollama_api_url",
         type="url",
@@ -665,6 +794,20 @@ class Settings(pydantic.BaseModel):
     telemetry_metrics_path: str = "/metrics"
     otel_service_name: str = "llm-gateway"
     otel_exporter_otlp_endpoint: str | None = None
+    routing_file: str | None = None
+    routing_retries: int = 1
+    routing_backoff_base: float = 0.25
+    routing_backoff_max: float = 5.0
+    routing_deadline: float = 120.0
+    cooldown_base: float = 30.0
+    cooldown_max: float = 600.0
+    local_discovery: bool = False
+    local_discovery_timeout: float = 0.5
+    cache_enabled: bool = True
+    cache_ttl: float = 600.0
+    cache_max_entries: int = 1000
+    redis_url: pydantic.SecretStr | None = None
+    redis_key_prefix: str = "llm-gateway"
     ollama_api_url: str = "http://127.0.0.1:11434"
     ollama_api_key: pydantic.SecretStr | None = None
     groq_api_url: str = "https://api.groq.com"

@@ -1,4 +1,4 @@
-"""Both client APIs × every provider × whole and streamed, through the official SDKs.
+"""Both client APIs, every provider, whole and streamed, through the official SDKs.
 
 Half of the matrix runs on the sync clients and half on the async ones: OpenAI whole answers
 and Anthropic streams are sync, the other two are async.

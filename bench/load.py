@@ -1,0 +1,90 @@
+"""Load runs with wrk: a fixed POST at a fixed concurrency for a fixed time, pinned to a core."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.procs import LOAD_CORE, cpu_seconds
+
+SCRIPT = Path(__file__).with_name("wrk") / "post.lua"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request that a load run repeats: URL, headers and body."""
+
+    url: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LoadResult:
+    """What one wrk run measured; latencies in milliseconds."""
+
+    concurrency: int
+    seconds: float
+    requests: int
+    errors: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    streams_ok: int = 0
+    streams_bad: int = 0
+    bad_sample: str = ""
+    cpu_s: float | None = None
+
+    @property
+    def rps(self) -> float:
+        """Completed requests per second."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        """CPU time the measured process spent per request, in microseconds."""
+        if self.cpu_s is None or not self.requests:
+            return None
+        return self.cpu_s / self.requests * 1e6
+
+
+def run_wrk(request: Request, *, concurrency: int, seconds: float, core: str = LOAD_CORE,
+            stream_chunks: int | None = None, cpu_of: int | None = None,
+            timeout_s: float = 5.0) -> LoadResult:
+    """Run wrk (one thread) against `request`; `cpu_of` is a pid whose CPU time is measured."""
+    wrk = shutil.which("wrk") or "/usr/bin/wrk"
+    with tempfile.NamedTemporaryFile(prefix="bench-body-", delete=False) as fh:
+        fh.write(request.body)
+        body_file = fh.name
+    env = {"PATH": os.environ.get("PATH", ""), "BENCH_BODY": body_file,
+           "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in request.headers.items())}
+    if stream_chunks is not None:
+        env["BENCH_STREAM_CHUNKS"] = str(stream_chunks)
+    argv = ["taskset", "-c", core, wrk, "-t1", f"-c{concurrency}", f"-d{seconds:g}s",
+            f"--timeout={timeout_s:g}s", "-s", str(SCRIPT), request.url]
+    cpu_before = cpu_seconds(cpu_of) if cpu_of else None
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True,
+                              timeout=seconds + timeout_s + 30)
+    finally:
+        os.unlink(body_file)
+    cpu_after = cpu_seconds(cpu_of) if cpu_of else None
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary: {done.stdout[-500:]} {done.stderr[-500:]}")
+    data = json.loads(line.removeprefix("BENCH_JSON "))
+    lat = data["latency_us"]
+    return LoadResult(
+        concurrency=concurrency, seconds=data["duration_us"] / 1e6, requests=data["requests"],
+        errors=sum(data["errors"].values()), p50_ms=lat["p50"] / 1e3, p90_ms=lat["p90"] / 1e3,
+        p99_ms=lat["p99"] / 1e3, mean_ms=lat["mean"] / 1e3, streams_ok=data["streams_ok"],
+        streams_bad=data["streams_bad"], bad_sample=data["bad_sample"],
+        cpu_s=(cpu_after - cpu_before) if cpu_before is not None and cpu_after is not None
+        else None)
