@@ -4,8 +4,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell sha256sum requirements-dev.lock | cut -c1-16)
 NODE_STAMP := tests/oidc/node_modules/.installed
+BENCH_VENV  := bench/.peers/venv
+BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cat requirements.lock bench/requirements.txt | sha256sum | cut -c1-16)
 
-.PHONY: run test check generate lock install clean
+.PHONY: run test check generate lock install clean bench bench-tools
 
 install: $(STAMP)
 
@@ -43,6 +45,25 @@ lock: $(STAMP)
 	$(VENV)/bin/uv pip compile pyproject.toml --extra codegen --extra dev --generate-hashes \
 		--python-version 3.11 -o requirements-dev.lock
 	$(VENV)/bin/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock
+
+## bench: measure the gateway against its peers and floors; writes docs/benchmarks.md
+## (BENCH_QUICK=1 for a 2-minute run). Needs root for apt-get the first time.
+bench: $(STAMP) $(BENCH_STAMP) bench-tools
+	$(BENCH_VENV)/bin/python -m bench
+
+# nginx (the mock upstream) and wrk (the load generator) come from Debian.
+bench-tools:
+	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v taskset >/dev/null \
+		|| (apt-get update -q && apt-get install -y -q nginx-light wrk util-linux)
+
+# The bench's own venv: the project's locked runtime (for the floors) plus its tools.
+$(BENCH_STAMP): requirements.lock bench/requirements.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes \
+		--no-deps -r requirements.lock
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	rm -f $(BENCH_VENV)/.installed-*
+	touch $@
 
 clean:
 	rm -rf $(VENV) tests/oidc/node_modules

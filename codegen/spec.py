@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import keyword
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -15,7 +16,11 @@ from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator
-from openapi_spec_validator import OpenAPIV31SpecValidator
+# The pure-Python backend: its messages are one line each and do not depend on whether the
+# optional Rust backend happens to be installed (schemathesis brings it in).
+os.environ.setdefault("OPENAPI_SPEC_VALIDATOR_SCHEMA_VALIDATOR_BACKEND", "jsonschema")
+
+from openapi_spec_validator import OpenAPIV31SpecValidator  # noqa: E402
 
 from codegen.document import (
     KEY_SETTING,

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
+import math
 import sys
 
 import uvicorn
 
 from gateway.app import create_app, secrets_of
+from gateway.lifecycle import GatewayServer
 from gateway.telemetry import configure_logging
 from generated.settings import Settings, SettingsError
+
+
+def http_protocol(settings: Settings) -> type[asyncio.Protocol] | str:
+    """httptools with limits on the request head's size and time; h11 when it is missing.
+
+    h11 bounds the head's size itself (`h11_max_incomplete_event_size`, answered with 400),
+    but has no time limit for it; httptools is a locked dependency, so h11 is a fallback only.
+    """
+    if importlib.util.find_spec("httptools") is None:
+        return "h11"
+    from gateway.middleware.request_head import guarded_protocol
+
+    return guarded_protocol(settings.max_header_bytes, settings.server_header_timeout)
 
 
 def server_config(settings: Settings) -> uvicorn.Config:
@@ -23,11 +39,12 @@ def server_config(settings: Settings) -> uvicorn.Config:
         host=settings.server_host,
         port=settings.server_port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        http=http_protocol(settings),
+        h11_max_incomplete_event_size=settings.max_header_bytes,
         ssl_certfile=tls[0],
         ssl_keyfile=tls[1],
         timeout_keep_alive=max(1, int(settings.server_idle_timeout)),
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_period),
         log_config=None,
         access_log=False,
         server_header=False,
@@ -47,7 +64,7 @@ def main() -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines carry full URLs
     logging.getLogger("gateway").info("listening on %s:%s", settings.server_host,
                                       settings.server_port)
-    uvicorn.Server(config).run()
+    GatewayServer(config, drain_delay=settings.shutdown_drain_delay).run()
     return 0
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -20,8 +20,10 @@ from starlette.types import ASGIApp
 
 from gateway.auth import AuthConfig, AuthMiddleware
 from gateway.errors import GatewayError
+from gateway.lifecycle import LIFECYCLE, Lifecycle, readiness
 from gateway.middleware.body_limit import BodyLimitMiddleware
 from gateway.middleware.client_timeouts import ClientTimeoutsMiddleware
+from gateway.middleware.concurrency import ConcurrencyLimitMiddleware
 from gateway.providers import resolve_all
 from gateway.responses import JSONResponse, error_response
 from gateway.routes import anthropic, health, llms, openai
@@ -112,17 +114,23 @@ def create_app(settings: Settings, *, hooks: TestHooks | None = None) -> ASGIApp
     auth_http = httpx.AsyncClient(timeout=settings.client_connect_timeout, follow_redirects=False)
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Lifecycle]]:
+        lifecycle = Lifecycle()
         async with http_client(settings, hooks.transport) as client:
-            state.upstream = Upstream(client)
+            state.upstream = Upstream(client,
+                                      max_response_bytes=settings.max_upstream_response_bytes)
+            lifecycle.start()
             try:
-                yield
+                # The server finds the Lifecycle in the lifespan state to flip it on SIGTERM.
+                yield {LIFECYCLE: lifecycle}
             finally:
+                lifecycle.drain()
                 await auth_http.aclose()
                 telemetry.shutdown()
 
     routes: list[BaseRoute] = [
         Route("/health", health.health, methods=["GET"]),
+        Route("/ready", readiness, methods=["GET"]),
         Route("/llms", llms.list_all, methods=["GET"]),
         Route("/llms/{provider}", llms.list_provider, methods=["GET"]),
         Route("/llms/{provider}/generate", llms.generate, methods=["POST"]),
@@ -132,6 +140,9 @@ def create_app(settings: Settings, *, hooks: TestHooks | None = None) -> ASGIApp
         *telemetry.metrics_routes(),
     ]
     middleware = [
+        # First, so a client over its limit is refused before anything else is spent on it.
+        Middleware(ConcurrencyLimitMiddleware, limit=settings.max_concurrent_requests_per_client,
+                   exempt_paths=("/health", "/ready", settings.telemetry_metrics_path)),
         Middleware(ClientTimeoutsMiddleware, read_timeout=settings.server_read_timeout,
                    write_timeout=settings.server_write_timeout),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes),

@@ -2,6 +2,11 @@
 
 This module is the single boundary where httpx's exceptions and providers' error answers
 become gateway errors (`gateway.errors`). Nothing above it sees httpx exceptions.
+
+It also holds the line against hostile or broken upstreams: an answer is read up to
+`max_response_bytes` and no further (streams too, so an endless stream ends), a 2xx answer
+must have a content type the gateway can read, and only allow-listed headers given by the
+layers above (trace context) are sent along with the provider's own auth and extra headers.
 """
 
 from __future__ import annotations
@@ -30,6 +35,42 @@ from generated.providers import Endpoint
 MAX_LIST_PAGES = 50
 # Upstream statuses that are the caller's to fix; anything else is the gateway's problem (502).
 PASS_THROUGH_STATUSES = frozenset({400, 404, 413, 422, 429})
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+# The only request headers from the layers above that may reach a provider. Everything a
+# caller sent (Authorization, Cookie, X-Api-Key, hop-by-hop headers) stays behind.
+FORWARDED_HEADERS = frozenset({"traceparent", "tracestate"})
+# Media types a 2xx answer may have; an answer without a content type is still parsed.
+JSON_TYPES = frozenset({"application/json"})
+STREAM_TYPES = frozenset({"text/event-stream", "application/x-ndjson", "application/ndjson",
+                          "application/jsonl", "application/json"})
+
+
+class ResponseTooLarge(httpx.HTTPError):
+    """Raised while reading an answer that passes the size cap."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer is larger than {limit} bytes")
+        self.limit = limit
+
+
+class CappedStream(httpx.AsyncByteStream):
+    """An upstream body stream that raises `ResponseTooLarge` once `limit` bytes went by."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, limit: int) -> None:
+        self._inner = inner
+        self._limit = limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self._inner:
+            seen += len(chunk)
+            if seen > self._limit:
+                raise ResponseTooLarge(self._limit)
+            yield chunk
+
+    async def aclose(self) -> None:
+        """Close the inner stream, which drops a connection whose answer was not read to the end."""
+        await self._inner.aclose()
 
 
 def encode_model(model: str, *, greedy: bool) -> str:
@@ -101,8 +142,33 @@ def upstream_failure(provider: Provider, status: int, headers: httpx.Headers,
     return error
 
 
+def too_large(provider: Provider, limit: int) -> UpstreamError:
+    """The error for an answer over MAX_UPSTREAM_RESPONSE_BYTES."""
+    return UpstreamError(f"{provider.id} answered with more than {limit} bytes",
+                         provider=provider.id, code="upstream_response_too_large")
+
+
+def media_type(headers: httpx.Headers) -> str:
+    """The content type without parameters, lower-cased ('' when there is none)."""
+    value: str = headers.get("content-type", "")
+    return value.split(";", 1)[0].strip().lower()
+
+
+def unreadable_type(provider: Provider, response: httpx.Response,
+                    accepted: frozenset[str]) -> UpstreamError | None:
+    """An error when a 2xx answer's content type is none the gateway can read (an HTML page)."""
+    kind = media_type(response.headers)
+    if not kind or kind in accepted or kind.endswith("+json"):
+        return None
+    return UpstreamError(f"{provider.id} answered {response.status_code} with {kind[:100]}, "
+                         "which the gateway cannot read", provider=provider.id,
+                         upstream_status=response.status_code, code="invalid_upstream_response")
+
+
 def transport_failure(provider: Provider, exc: httpx.HTTPError) -> UpstreamError:
     """Map an httpx failure; its text is not used because it may contain the URL."""
+    if isinstance(exc, ResponseTooLarge):
+        return too_large(provider, exc.limit)
     if isinstance(exc, httpx.TimeoutException):
         return UpstreamTimeout(f"{provider.id} did not answer in time", provider=provider.id)
     if isinstance(exc, httpx.ConnectError):
@@ -116,14 +182,16 @@ class Upstream:
     """Sends requests to providers through the one shared `httpx.AsyncClient`."""
 
     client: httpx.AsyncClient
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def _request(self, provider: Provider, endpoint: Endpoint, *, model: str | None,
                  body: Any = None, query: Mapping[str, str] | None = None,
                  headers: Mapping[str, str] | None = None) -> httpx.Request:
         params = {**endpoint.query, **(query or {}), **provider.auth_query}
-        all_headers = dict(provider.headers)
-        if headers:
-            all_headers.update(headers)
+        # The provider's own headers come last, so nothing forwarded can replace its auth.
+        all_headers = {name: value for name, value in (headers or {}).items()
+                       if name.lower() in FORWARDED_HEADERS}
+        all_headers.update(provider.headers)
         content = None
         if body is not None:
             content = orjson.dumps(body)
@@ -132,21 +200,53 @@ class Upstream:
             endpoint.method, endpoint_url(provider, endpoint, model),
             params=params or None, headers=all_headers, content=content)
 
+    async def _send(self, provider: Provider, request: httpx.Request) -> httpx.Response:
+        """Send `request` with its body unread and capped; oversized declared lengths fail now."""
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise transport_failure(provider, exc) from None
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_response_bytes:
+            await response.aclose()
+            raise too_large(provider, self.max_response_bytes)
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = CappedStream(response.stream, self.max_response_bytes)
+        return response
+
+    async def _read(self, provider: Provider, response: httpx.Response) -> bytes:
+        """The whole (decoded) body, capped like the wire bytes; the response is closed."""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_response_bytes:  # decompression can outgrow the wire bytes
+                    raise too_large(provider, self.max_response_bytes)
+                chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            raise transport_failure(provider, exc) from None
+        finally:
+            await response.aclose()
+        return b"".join(chunks)
+
     async def call_json(self, provider: Provider, endpoint: Endpoint, *, model: str | None = None,
                         body: Any = None, query: Mapping[str, str] | None = None,
                         headers: Mapping[str, str] | None = None) -> Any:
         """Send one request and return the parsed JSON answer, or raise an UpstreamError."""
         request = self._request(provider, endpoint, model=model, body=body, query=query,
                                 headers=headers)
-        try:
-            response = await self.client.send(request)
-        except httpx.HTTPError as exc:
-            raise transport_failure(provider, exc) from None
+        response = await self._send(provider, request)
+        if response.status_code < 400:
+            wrong_type = unreadable_type(provider, response, JSON_TYPES)
+            if wrong_type is not None:
+                await response.aclose()
+                raise wrong_type
+        content = await self._read(provider, response)
         if response.status_code >= 400:
-            raise upstream_failure(provider, response.status_code, response.headers,
-                                   response.content)
+            raise upstream_failure(provider, response.status_code, response.headers, content)
         try:
-            return orjson.loads(response.content)
+            return orjson.loads(content)
         except orjson.JSONDecodeError:
             raise UpstreamError(f"{provider.id} answered with a body that is not JSON",
                                 provider=provider.id, upstream_status=response.status_code,
@@ -157,22 +257,25 @@ class Upstream:
                           ) -> httpx.Response:
         """Start a streamed request; the caller must `aclose()` the returned response.
 
-        Errors before the first byte (connection, non-2xx status) raise here, so a caller
-        can still answer with a proper HTTP error status.
+        Errors before the first byte (connection, non-2xx status, a content type that is no
+        stream) raise here, so a caller can still answer with a proper HTTP error status.
+        The body is capped at `max_response_bytes`: past it, reading raises, which
+        `iter_bytes` reports as upstream_response_too_large.
         """
         request = self._request(provider, endpoint, model=model, body=body, headers=headers)
-        try:
-            response = await self.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise transport_failure(provider, exc) from None
+        # Uncompressed, so the cap counts the bytes the stream parser will actually hold.
+        request.headers["accept-encoding"] = "identity"
+        response = await self._send(provider, request)
         if response.status_code >= 400:
             try:
-                content = await response.aread()
-            except httpx.HTTPError:
+                content = await self._read(provider, response)
+            except UpstreamError:
                 content = b""
-            finally:
-                await response.aclose()
             raise upstream_failure(provider, response.status_code, response.headers, content)
+        wrong_type = unreadable_type(provider, response, STREAM_TYPES)
+        if wrong_type is not None:
+            await response.aclose()
+            raise wrong_type
         return response
 
     async def list_models(self, provider: Provider,

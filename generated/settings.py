@@ -397,6 +397,53 @@ SETTINGS: tuple[SettingSpec, ...] = (
         minimum=1.0,
     ),
     SettingSpec(
+        env="MAX_HEADER_BYTES",
+        field="max_header_bytes",
+        type="int",
+        default="32768",
+        secret=False,
+        description="The most bytes a request line and its headers may take; larger heads are refused with 431 (400 on the h11 fallback, where this is h11's incomplete-event limit).",
+        section="server",
+        minimum=1024.0,
+    ),
+    SettingSpec(
+        env="SERVER_HEADER_TIMEOUT",
+        field="server_header_timeout",
+        type="duration",
+        default="10s",
+        secret=False,
+        description="How long a client may take to send the request line and headers, counted from the connection or the first byte of the request; it also closes connections that never send anything.",
+        section="server",
+    ),
+    SettingSpec(
+        env="MAX_CONCURRENT_REQUESTS_PER_CLIENT",
+        field="max_concurrent_requests_per_client",
+        type="int",
+        default="100",
+        secret=False,
+        description="Requests one client may have in flight at once (streams count until they end); more are refused with 429 and Retry-After. The client is the authenticated subject when auth is on, else the remote address. 0 turns the limit off.",
+        section="server",
+        minimum=0.0,
+    ),
+    SettingSpec(
+        env="SHUTDOWN_DRAIN_DELAY",
+        field="shutdown_drain_delay",
+        type="duration",
+        default="0s",
+        secret=False,
+        description="After SIGTERM, how long the gateway keeps accepting while /ready answers 503, so a load balancer can stop sending traffic; set it to the readiness probe's period times its failure threshold.",
+        section="server",
+    ),
+    SettingSpec(
+        env="SHUTDOWN_GRACE_PERIOD",
+        field="shutdown_grace_period",
+        type="duration",
+        default="30s",
+        secret=False,
+        description="After the listener closes, how long requests and streams in flight may take to finish before they are cut; the process then exits 0.",
+        section="server",
+    ),
+    SettingSpec(
         env="CLIENT_CONNECT_TIMEOUT",
         field="client_connect_timeout",
         type="duration",
@@ -432,6 +479,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
         description="The size of the shared upstream connection pool.",
         section="client",
         minimum=1.0,
+    ),
+    SettingSpec(
+        env="MAX_UPSTREAM_RESPONSE_BYTES",
+        field="max_upstream_response_bytes",
+        type="int",
+        default="33554432",
+        secret=False,
+        description="The most bytes one provider answer may have, streamed or not; a larger one is cut and reported as 502 upstream_response_too_large (in-stream once streaming began).",
+        section="client",
+        minimum=1024.0,
     ),
     SettingSpec(
         env="TELEMETRY_METRICS_PATH",
@@ -787,10 +844,16 @@ class Settings(pydantic.BaseModel):
     server_tls_cert_path: str | None = None
     server_tls_key_path: str | None = pydantic.Field(default=None, repr=False)
     max_request_body_bytes: int = 1048576
+    max_header_bytes: int = 32768
+    server_header_timeout: float = 10.0
+    max_concurrent_requests_per_client: int = 100
+    shutdown_drain_delay: float = 0.0
+    shutdown_grace_period: float = 30.0
     client_connect_timeout: float = 5.0
     client_read_timeout: float = 60.0
     client_list_timeout: float = 5.0
     client_max_connections: int = 512
+    max_upstream_response_bytes: int = 33554432
     telemetry_metrics_path: str = "/metrics"
     otel_service_name: str = "llm-gateway"
     otel_exporter_otlp_endpoint: str | None = None

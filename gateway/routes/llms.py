@@ -79,10 +79,15 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     return out or "body"
 
 
-def validate_generate(payload: Any) -> GenerateRequest:
-    """Validate the body against the spec's GenerateRequest, naming the first bad field."""
+def validate_generate(raw: bytes) -> GenerateRequest:
+    """Validate the body against the spec's GenerateRequest, naming the first bad field.
+
+    Strict: JSON types must match the spec (no "yes" for a boolean, no "5" for a number).
+    """
+    if not raw.strip():
+        raise InvalidRequest("the request body is empty; expected a JSON object", field="body")
     try:
-        return GenerateRequest.model_validate(payload)
+        return GenerateRequest.model_validate_json(raw, strict=True)
     except pydantic.ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = field_path(tuple(first["loc"]))
@@ -195,7 +200,7 @@ async def generate(request: Request) -> Response:
     """Translate a GenerateRequest to the provider's dialect and its answer back."""
     state: GatewayState = request.app.state.gateway
     provider = lookup(state, request.path_params["provider"])
-    chat = to_ir(validate_generate(await read_json(request)))
+    chat = to_ir(validate_generate(await request.body()))
     request.state.provider = provider.id
     request.state.model = chat.model
     if chat.stream:

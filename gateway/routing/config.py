@@ -133,9 +133,9 @@ class _Origins:
             return self.builtin
         node: Any = self.user[1]
         for part in parts:
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            inside = (isinstance(node, dict) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and part < len(node))
+            if inside:
                 node = node[part]
             elif not isinstance(node, dict | list):
                 break

@@ -101,5 +101,5 @@ def backoff(retry: int, *, base: float, cap: float, rng: random.Random) -> float
     Half the delay is fixed and half random, so concurrent clients spread out without any
     of them retrying immediately.
     """
-    delay = min(cap, base * (2 ** retry))
+    delay = min(cap, base * 2.0 ** retry)
     return delay / 2 + rng.uniform(0, delay / 2)

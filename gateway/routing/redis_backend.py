@@ -128,7 +128,7 @@ class RedisBackend:
         return await self._guard(self._ping, False)
 
     async def _ping(self) -> bool:
-        return bool(await self._redis.ping())  # type: ignore[misc]
+        return bool(await self._redis.ping())
 
     async def strike(self, key: str, now: float, heal_after: float, ttl: float) -> int:
         """Count one more failure, starting again from one after a quiet spell."""
@@ -165,7 +165,8 @@ class RedisBackend:
     async def health_keys(self) -> list[str]:
         """Every key with a live record (expired ones are dropped from the index)."""
         async def run() -> list[str]:
-            members = sorted(m.decode() for m in await self._redis.smembers(self._index))  # type: ignore[misc]
+            raw = await self._redis.smembers(self._index)
+            members = sorted(m.decode() if isinstance(m, bytes) else m for m in raw)
             if not members:
                 return []
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -174,7 +175,7 @@ class RedisBackend:
                 alive = await pipe.execute()
             gone = [m for m, ok in zip(members, alive, strict=True) if not ok]
             if gone:
-                await self._redis.srem(self._index, *gone)  # type: ignore[misc]
+                await self._redis.srem(self._index, *gone)
             return [m for m, ok in zip(members, alive, strict=True) if ok]
         return await self._guard(run, [])
 

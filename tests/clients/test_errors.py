@@ -9,7 +9,6 @@ import httpx
 import openai
 import pytest
 
-from tests.clients import sdk
 from tests.clients.expected import body, gateway_model
 from tests.simulators import ProviderSimulator
 from tests.support.server import RunningServer

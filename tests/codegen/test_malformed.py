@@ -80,9 +80,9 @@ CASES = [
          replace_once("          description: The process is up.\n", ""),
          ("paths./health.get.responses.200: 'description' is a required property",)),
     Case("dangling $ref",
-         replace_once('$ref: "#/components/schemas/HealthResponse"',
+         replace_once('$ref: "#/components/schemas/ProviderError"',
                       '$ref: "#/components/schemas/Nope"'),
-         ("paths./health.get.responses.200.content.application/json.schema.$ref: "
+         ("components.schemas.ListModelsResponse.properties.error.$ref: "
           "$ref '/components/schemas/Nope' cannot be resolved",)),
     Case("not OpenAPI 3.1",
          replace_once("openapi: 3.1.0", "openapi: 3.0.3"),

@@ -1,0 +1,265 @@
+"""The benchmark run: every phase in order, each target against the same mock.
+
+Phases: the mock's own capacity; direct-to-mock baselines; per target a non-stream sweep
+over concurrencies (RPS, latency, CPU per request, RSS) and a stream run (streams/s with
+every frame checked, time to first chunk); then, for the gateway only, telemetry on/off,
+one/two workers, a py-spy profile and the many-open-streams check. A target that fails is
+recorded with its reason and the run goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import profile as profiling
+from bench.load import LoadResult, Request, run_wrk
+from bench.mock import STREAM_CHUNKS, Mock
+from bench.plan import Plan
+from bench.procs import (
+    GATEWAY_CORE,
+    LOAD_CORE,
+    Proc,
+    base_env,
+    cpu_seconds,
+    free_port,
+    rss_mb,
+    start,
+    wait_ready,
+)
+from bench.streams import first_chunk_times, many_open_streams
+from bench.targets import (
+    BENCH_PYTHON,
+    GATEWAY,
+    PROJECT_PYTHON,
+    ROOT,
+    Route,
+    Target,
+    gateway_env,
+    launch_gateway,
+)
+
+Result = dict[str, Any]
+DIRECT = Route("mock (direct)", "/v1/chat/completions", body={"model": "bench-model",
+                                                              "messages": []})
+
+
+def _load(result: LoadResult) -> Result:
+    data = asdict(result)
+    data["rps"] = result.rps
+    data["cpu_us_per_request"] = result.cpu_us_per_request
+    return data
+
+
+def _url(port: int, route: Route) -> str:
+    return f"http://127.0.0.1:{port}{route.path}"
+
+
+def mock_capacity(mock: Mock, plan: Plan) -> Result:
+    """The mock alone, with wrk on the other (otherwise idle) core: it must far outrun all."""
+    request = Request(mock.json_url + DIRECT.path, DIRECT.payload(stream=False))
+    result = run_wrk(request, concurrency=64, seconds=plan.seconds_at(64), core=GATEWAY_CORE)
+    return _load(result)
+
+
+def direct_baseline(mock: Mock, plan: Plan) -> Result:
+    """Direct-to-mock runs with the same placement as the targets (wrk on the load core)."""
+    request = Request(mock.json_url + DIRECT.path, DIRECT.payload(stream=False))
+    sweep = {str(c): _load(run_wrk(request, concurrency=c, seconds=plan.seconds_at(c)))
+             for c in plan.concurrencies}
+    stream_url = mock.sse_url + DIRECT.path
+    body = DIRECT.payload(stream=True)
+    stream = run_wrk(Request(stream_url, body), concurrency=plan.stream_concurrency,
+                     seconds=plan.stream_seconds, stream_chunks=STREAM_CHUNKS)
+    first = first_chunk_times(stream_url, body, {}, "openai", count=plan.first_chunk_count,
+                              budget_s=plan.first_chunk_budget_s)
+    return {"label": DIRECT.label, "sweep": sweep, "stream": _load(stream),
+            "first_chunk": asdict(first)}
+
+
+def _launch(target: Target, upstream: str, log_dir: Path, route: Route, *, stream: bool,
+            extra: Mapping[str, str] | None = None) -> tuple[Proc, int]:
+    port = free_port()
+    proc = target.launch(upstream, port, log_dir, dict(extra or {}))
+    try:
+        wait_ready(proc, _url(port, route), body=route.payload(stream=stream),
+                   headers=route.request_headers(upstream), timeout=target.ready_timeout)
+    except Exception:
+        proc.stop()
+        raise
+    return proc, port
+
+
+def _present(port: int, route: Route, upstream: str) -> bool:
+    """Whether the running target serves `route` at all (an optional route may be absent)."""
+    answer = httpx.post(_url(port, route), content=route.payload(stream=False),
+                        headers=route.request_headers(upstream), timeout=10)
+    return answer.status_code not in (404, 405)
+
+
+def sweep_target(target: Target, mock: Mock, plan: Plan, log_dir: Path) -> dict[str, Result]:
+    """Non-stream runs of every route over the plan's concurrencies, with RSS along the way."""
+    rows: dict[str, Result] = {}
+    proc, port = _launch(target, mock.json_url, log_dir, target.routes[0], stream=False)
+    try:
+        time.sleep(1.0)
+        idle = rss_mb(proc.pid)
+        steps: list[float] = []
+        for route in target.routes:
+            if route.optional and not _present(port, route, mock.json_url):
+                rows[route.label] = {"status": "absent", "reason": "route answers 404"}
+                continue
+            request = Request(_url(port, route), route.payload(stream=False),
+                              route.request_headers(mock.json_url))
+            run_wrk(request, concurrency=64, seconds=plan.warmup_s)
+            sweep: Result = {}
+            for concurrency in plan.concurrencies:
+                sweep[str(concurrency)] = _load(run_wrk(
+                    request, concurrency=concurrency, seconds=plan.seconds_at(concurrency),
+                    cpu_of=proc.pid))
+                steps.append(rss_mb(proc.pid))
+            rows[route.label] = {"status": "ok", "sweep": sweep}
+        for row in rows.values():
+            row.update(rss_idle_mb=idle, rss_steps_mb=steps)
+    finally:
+        proc.stop()
+    return rows
+
+
+def stream_target(target: Target, mock: Mock, plan: Plan, log_dir: Path,
+                  skip: set[str]) -> dict[str, Result]:
+    """Streams/s with every frame checked, then time to first chunk, per route."""
+    rows: dict[str, Result] = {}
+    routes = [r for r in target.routes if r.label not in skip]
+    if not routes:
+        return rows
+    proc, port = _launch(target, mock.sse_url, log_dir, routes[0], stream=True)
+    try:
+        for route in routes:
+            url, body = _url(port, route), route.payload(stream=True)
+            headers = route.request_headers(mock.sse_url)
+            run_wrk(Request(url, body, headers), concurrency=plan.stream_concurrency,
+                    seconds=plan.warmup_s, stream_chunks=STREAM_CHUNKS)
+            stream = run_wrk(Request(url, body, headers), concurrency=plan.stream_concurrency,
+                             seconds=plan.stream_seconds, stream_chunks=STREAM_CHUNKS,
+                             cpu_of=proc.pid)
+            first = first_chunk_times(url, body, headers, route.stream_format,
+                                      count=plan.first_chunk_count,
+                                      budget_s=plan.first_chunk_budget_s)
+            rows[route.label] = {"stream": _load(stream), "first_chunk": asdict(first),
+                                 "rss_after_streams_mb": rss_mb(proc.pid)}
+    finally:
+        proc.stop()
+    return rows
+
+
+def _one_run(proc: Proc, port: int, route: Route, upstream: str, plan: Plan) -> LoadResult:
+    request = Request(_url(port, route), route.payload(stream=False),
+                      route.request_headers(upstream))
+    run_wrk(request, concurrency=64, seconds=plan.warmup_s)
+    return run_wrk(request, concurrency=64, seconds=plan.compare_seconds, cpu_of=proc.pid)
+
+
+def telemetry_cost(mock: Mock, plan: Plan, log_dir: Path) -> Result:
+    """Gateway throughput with telemetry off, then on (exporting OTLP to the mock)."""
+    route = GATEWAY.routes[0]
+    out: Result = {}
+    settings = {"off": {}, "on": {"ENABLE_TELEMETRY": "true",
+                                  "OTEL_EXPORTER_OTLP_ENDPOINT": mock.json_url}}
+    for name, extra in settings.items():
+        proc, port = _launch(GATEWAY, mock.json_url, log_dir, route, stream=False, extra=extra)
+        try:
+            out[name] = _load(_one_run(proc, port, route, mock.json_url, plan))
+        finally:
+            proc.stop()
+    out["ratio"] = out["on"]["rps"] / out["off"]["rps"] if out["off"]["rps"] else None
+    return out
+
+
+def _start_workers(count: int, upstream: str, port: int, log_dir: Path) -> list[Proc]:
+    env = gateway_env(upstream, port, {})
+    cores = [GATEWAY_CORE, LOAD_CORE][:count]
+    return [start(f"gateway-worker-{i}", [str(PROJECT_PYTHON), "-m", "bench.gateway_worker"],
+                  core=core, env=env, log_dir=log_dir, cwd=ROOT)
+            for i, core in enumerate(cores)]
+
+
+def workers_scaling(mock: Mock, plan: Plan, log_dir: Path) -> Result:
+    """One worker on core 0, then two on cores 0 and 1, sharing the port via SO_REUSEPORT."""
+    route = GATEWAY.routes[0]
+    out: Result = {}
+    for count in (1, 2):
+        port = free_port()
+        procs = _start_workers(count, mock.json_url, port, log_dir)
+        try:
+            for proc in procs:
+                wait_ready(proc, f"http://127.0.0.1:{port}/health", body=None, headers={},
+                           timeout=30)
+            time.sleep(0.5)  # the second worker's socket joins the group a little later
+            request = Request(_url(port, route), route.payload(stream=False))
+            run_wrk(request, concurrency=64, seconds=plan.warmup_s)
+            cpu_before = sum(cpu_seconds(p.pid) for p in procs)
+            result = run_wrk(request, concurrency=64, seconds=plan.compare_seconds)
+            cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
+            data = _load(result)
+            data["cpu_us_per_request"] = cpu / result.requests * 1e6 if result.requests else None
+            out[str(count)] = data
+        finally:
+            for proc in procs:
+                proc.stop()
+    out["ratio"] = out["2"]["rps"] / out["1"]["rps"] if out["1"]["rps"] else None
+    return out
+
+
+def gateway_profile(mock: Mock, plan: Plan, log_dir: Path) -> Result:
+    """py-spy on the gateway while wrk drives the non-stream route at 64 concurrent."""
+    route = GATEWAY.routes[0]
+    proc, port = _launch(GATEWAY, mock.json_url, log_dir, route, stream=False)
+    try:
+        request = Request(_url(port, route), route.payload(stream=False))
+        run_wrk(request, concurrency=64, seconds=plan.warmup_s)
+        out_file = log_dir / "profile-raw.txt"
+        py_spy = BENCH_PYTHON.with_name("py-spy")
+        spy = profiling.record(py_spy, proc.pid, plan.profile_seconds, out_file, core=LOAD_CORE)
+        time.sleep(0.3)
+        load = run_wrk(request, concurrency=64, seconds=plan.profile_seconds + 1,
+                       cpu_of=proc.pid)
+        found = profiling.collect(spy, out_file, timeout=plan.profile_seconds + 60)
+    finally:
+        proc.stop()
+    return {"route": route.label, "load_while_profiling": _load(load), **asdict(found)}
+
+
+def open_streams(plan: Plan, log_dir: Path) -> Result:
+    """Many streams held open at once through one worker against a slow upstream."""
+    slow_port = free_port()
+    slow = start("slow-upstream", [str(BENCH_PYTHON), "-m", "bench.slow_upstream",
+                                   str(slow_port), str(plan.open_streams),
+                                   str(plan.open_hold_s), str(plan.open_wait_s)],
+                 core=LOAD_CORE, env=base_env(), log_dir=log_dir, cwd=ROOT)
+    upstream = f"http://127.0.0.1:{slow_port}"
+    route = GATEWAY.routes[0]
+    # The pool must be able to hold every stream's upstream connection at once.
+    extra = {"CLIENT_MAX_CONNECTIONS": str(plan.open_streams + 500)}
+    port = free_port()
+    gateway = launch_gateway(upstream, port, log_dir, extra)
+    try:
+        wait_ready(slow, upstream + "/stats", body=None, headers={}, timeout=15)
+        wait_ready(gateway, f"http://127.0.0.1:{port}/health", body=None, headers={},
+                   timeout=30)
+        idle = rss_mb(gateway.pid)
+        result = many_open_streams(
+            _url(port, route), route.payload(stream=True), {}, route.stream_format,
+            count=plan.open_streams, budget_s=plan.open_wait_s + plan.open_hold_s + 30,
+            sample_rss=lambda: rss_mb(gateway.pid))
+        stats = httpx.get(upstream + "/stats", timeout=10).json()
+        return {**asdict(result), "upstream_max_open": stats["max_open"], "rss_idle_mb": idle,
+                "client_max_connections": extra["CLIENT_MAX_CONNECTIONS"]}
+    finally:
+        gateway.stop()
+        slow.stop()

@@ -1,0 +1,346 @@
+"""The router: one requested model name in, one answer out, from the first candidate that works.
+
+For each candidate in the plan's order: skip it if its provider's key was refused, if it is
+cooling down, or if its provider's budget is spent; otherwise call it, retrying transient
+failures with backoff, and on failure cool it down and go on (see `gateway.routing.policy`).
+Every attempt, wait and retry fits in one per-request deadline, and one request never makes
+more than (ROUTING_RETRIES + 1) x candidates upstream calls. Streams choose their candidate
+before the first event reaches the caller; after that, failures are stream error events and
+nothing is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from gateway import chat, ir
+from gateway.chat import AnyTelemetry
+from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
+from gateway.providers import Provider
+from gateway.routing.backends import StateBackend
+from gateway.routing.budgets import Budgets
+from gateway.routing.cache import (
+    CachedAnswer,
+    ResponseCache,
+    StreamAssembler,
+    cache_key,
+    cache_policy,
+    replay,
+)
+from gateway.routing.catalog import Candidate, Catalog, Plan
+from gateway.routing.config import RoutingConfig
+from gateway.routing.health import Cooldowns, KeyGuard, Standing
+from gateway.routing.options import RouterOptions
+from gateway.routing.policy import Cooldown, Verdict, backoff, decide
+from gateway.upstream import Upstream
+
+T = TypeVar("T")
+Events = AsyncGenerator[ir.StreamEvent, None]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class NoModelAvailable(UpstreamError):
+    """Every candidate is cooling down or over budget; `retry_after` says when one frees up."""
+
+    status = 429
+    code = "no_model_available"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What happened to one candidate: `ok`, `error` (one per upstream call) or `skipped`."""
+
+    provider: str
+    model: str
+    outcome: str
+    status: int | None = None
+    code: str | None = None
+
+
+@dataclass(slots=True)
+class Routed:
+    """Who served a routed request, whether from the cache, and every attempt on the way."""
+
+    provider_id: str
+    model: str
+    cache_hit: bool
+    attempts: list[Attempt] = field(default_factory=list)
+    provider: Provider | None = None
+
+
+@dataclass(slots=True)
+class RoutedResponse(Routed):
+    """A routed non-streamed answer."""
+
+    answer: ir.ChatResponse = field(default_factory=lambda: ir.ChatResponse(id="", model=""))
+
+
+@dataclass(slots=True)
+class RoutedStream(Routed):
+    """A routed stream; iterate (and close) `events` exactly like `chat.open_stream`'s."""
+
+    events: Events | None = None
+
+
+@dataclass(slots=True)
+class _Run:
+    """One request's progress through its plan."""
+
+    plan: Plan
+    deadline: float
+    attempts: list[Attempt] = field(default_factory=list)
+    waits: list[float] = field(default_factory=list)
+    last_error: GatewayError | None = None
+
+
+class Router:
+    """Routes requests over the configured providers; one per app (or library gateway)."""
+
+    def __init__(self, *, config: RoutingConfig, catalog: Catalog, upstream: Upstream,
+                 telemetry: AnyTelemetry, backend: StateBackend, options: RouterOptions,
+                 clock: Callable[[], float] = time.time, sleep: Sleep = asyncio.sleep,
+                 rng: random.Random | None = None) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.upstream = upstream
+        self.telemetry = telemetry
+        self.backend = backend
+        self.options = options
+        self.clock = clock
+        self._sleep = sleep
+        # Jitter only spreads retries out; it need not be unpredictable.
+        self._rng = rng or random.Random()  # noqa: S311
+        self.cooldowns = Cooldowns(backend, clock, base=options.cooldown_base,
+                                   cap=options.cooldown_max)
+        self.keys = KeyGuard()
+        self.budgets = Budgets(backend, clock, config.budgets)
+        self.cache = ResponseCache(backend, clock, enabled=options.cache_enabled,
+                                   ttl=options.cache_ttl, max_entries=options.cache_max_entries)
+
+    async def aclose(self) -> None:
+        """Release the state backend's connections."""
+        await self.backend.aclose()
+
+    def plan(self, requested_model: str) -> Plan:
+        """The candidates for a model name, in try order (NotFound if there are none)."""
+        return self.catalog.resolve(requested_model)
+
+    async def available(self, plan: Plan) -> list[Candidate]:
+        """The plan's candidates that would be tried now (not cooling, not over budget)."""
+        standings = await self.cooldowns.standings(
+            [(c.provider_id, c.model) for c in plan.candidates])
+        now = self.clock()
+        return [c for c, s in zip(plan.candidates, standings, strict=True)
+                if not self.keys.is_bad(c.provider) and not s.cooling(now)
+                and not await self.budgets.spent(c.provider_id)]
+
+    # ----- non-streamed -------------------------------------------------------------------
+
+    async def complete(self, request: ir.ChatRequest, *, requested_model: str,
+                       cache_control: str | None = None) -> RoutedResponse:
+        """Answer `request` from the first candidate of `requested_model` that works."""
+        plan = self.plan(requested_model)
+        read, write = cache_policy(cache_control) if self.cache.enabled else (False, False)
+        key = cache_key(request, plan.name) if read or write else ""
+        if read and (hit := await self.cache.get(key)) is not None:
+            return RoutedResponse(hit.provider, hit.model, True, [], self._provider(hit),
+                                  answer=hit.answer)
+
+        async def call(candidate: Candidate) -> ir.ChatResponse:
+            chat_request = dataclasses.replace(request, model=candidate.model, stream=False)
+            return await chat.complete(self.upstream, self.telemetry, candidate.provider,
+                                       chat_request)
+
+        run = self._new_run(plan)
+        candidate, answer = await self._route(run, call)
+        await self._spend(candidate, answer.usage)
+        if write:
+            await self.cache.put(key, CachedAnswer(candidate.provider_id, candidate.model,
+                                                   answer))
+        return RoutedResponse(candidate.provider_id, candidate.model, False, run.attempts,
+                              candidate.provider, answer=answer)
+
+    # ----- streamed -----------------------------------------------------------------------
+
+    async def stream(self, request: ir.ChatRequest, *, requested_model: str,
+                     cache_control: str | None = None) -> RoutedStream:
+        """Open a stream from the first candidate whose stream starts without an error."""
+        plan = self.plan(requested_model)
+        read, write = cache_policy(cache_control) if self.cache.enabled else (False, False)
+        key = cache_key(request, plan.name) if read or write else ""
+        if read and (hit := await self.cache.get(key)) is not None:
+            return RoutedStream(hit.provider, hit.model, True, [], self._provider(hit),
+                                events=_from_list(replay(hit.answer)))
+
+        async def call(candidate: Candidate) -> tuple[list[ir.StreamEvent], Events]:
+            chat_request = dataclasses.replace(request, model=candidate.model, stream=True)
+            events = await chat.open_stream(self.upstream, self.telemetry, candidate.provider,
+                                            chat_request)
+            assert isinstance(events, AsyncGenerator)
+            return await _peek(candidate, events), events
+
+        run = self._new_run(plan)
+        candidate, (head, events) = await self._route(run, call)
+        body = self._committed(candidate, head, events, key if write else None)
+        return RoutedStream(candidate.provider_id, candidate.model, False, run.attempts,
+                            candidate.provider, events=body)
+
+    async def _committed(self, candidate: Candidate, head: list[ir.StreamEvent],
+                         events: Events, key: str | None) -> Events:
+        """The chosen stream: its peeked events, then the rest; bookkeeping when it ends."""
+        assembler = StreamAssembler(candidate.model)
+        async with aclosing(events):
+            for event in head:
+                assembler.add(event)
+                yield event
+            async for event in events:
+                assembler.add(event)
+                yield event
+                if isinstance(event, ir.StreamError):
+                    break
+        await self._spend(candidate, assembler.usage)
+        answer = assembler.result()
+        if answer is None:
+            await self.cooldowns.fail(candidate.provider_id, candidate.model, retry_after=None)
+        elif key is not None:
+            await self.cache.put(key, CachedAnswer(candidate.provider_id, candidate.model,
+                                                   answer))
+
+    # ----- the attempt loop ---------------------------------------------------------------
+
+    def _new_run(self, plan: Plan) -> _Run:
+        return _Run(plan, asyncio.get_running_loop().time() + self.options.deadline)
+
+    async def _route(self, run: _Run, call: Callable[[Candidate], Awaitable[T]]
+                     ) -> tuple[Candidate, T]:
+        """Try the plan's candidates in order; the first result wins."""
+        candidates = run.plan.candidates
+        standings = await self.cooldowns.standings([(c.provider_id, c.model) for c in candidates])
+        for candidate, standing in zip(candidates, standings, strict=True):
+            if not self._eligible(run, candidate, standing):
+                continue
+            found, result = await self._try(run, candidate, standing, call)
+            if found:
+                assert result is not None
+                return candidate, result
+        if run.last_error is not None:
+            raise run.last_error
+        first = candidates[0]
+        raise NoModelAvailable(
+            f"every model for '{run.plan.requested}' is cooling down or over budget",
+            provider=first.provider_id, retry_after=min(run.waits, default=None))
+
+    def _eligible(self, run: _Run, candidate: Candidate, standing: Standing) -> bool:
+        now = self.clock()
+        if self.keys.is_bad(candidate.provider):
+            self._skip(run, candidate, "key_bad")
+            return False
+        if standing.cooling(now):
+            run.waits.append(standing.until - now)
+            self._skip(run, candidate, "cooling_down")
+            return False
+        return True
+
+    def _skip(self, run: _Run, candidate: Candidate, code: str) -> None:
+        run.attempts.append(Attempt(candidate.provider_id, candidate.model, "skipped",
+                                    code=code))
+
+    async def _try(self, run: _Run, candidate: Candidate, standing: Standing,
+                   call: Callable[[Candidate], Awaitable[T]]) -> tuple[bool, T | None]:
+        """Call one candidate, with retries; (True, result) on success."""
+        loop = asyncio.get_running_loop()
+        for retry in range(self.options.retries + 1):
+            remaining = run.deadline - loop.time()
+            if remaining <= 0:
+                return False, None
+            wait = await self.budgets.acquire(candidate.provider_id)
+            if wait is not None:
+                run.waits.append(wait)
+                self._skip(run, candidate, "budget_spent")
+                return False, None
+            try:
+                async with asyncio.timeout(remaining):
+                    result = await call(candidate)
+            except TimeoutError:
+                exc: GatewayError = UpstreamTimeout(
+                    f"{candidate.provider_id} did not answer within the routing deadline",
+                    provider=candidate.provider_id)
+            except GatewayError as error:
+                exc = error
+            else:
+                run.attempts.append(Attempt(candidate.provider_id, candidate.model, "ok"))
+                await self.cooldowns.succeed(candidate.provider_id, candidate.model, standing)
+                return True, result
+            if not await self._after_failure(run, candidate, exc, retry):
+                return False, None
+        return False, None
+
+    async def _after_failure(self, run: _Run, candidate: Candidate, exc: GatewayError,
+                             retry: int) -> bool:
+        """Record a failed call; True to retry the same candidate (after waiting)."""
+        upstream_status = exc.upstream_status if isinstance(exc, UpstreamError) else None
+        run.attempts.append(Attempt(candidate.provider_id, candidate.model, "error",
+                                    upstream_status, exc.code))
+        decision = decide(exc, max_wait=self.options.backoff_max)
+        if decision.verdict is Verdict.FATAL:
+            raise exc
+        run.last_error = exc
+        if decision.verdict is Verdict.KEY_BAD:
+            self.keys.mark_bad(candidate.provider)
+            return False
+        if decision.verdict is Verdict.RETRY and retry < self.options.retries:
+            delay = max(decision.wait or 0.0, backoff(
+                retry, base=self.options.backoff_base, cap=self.options.backoff_max,
+                rng=self._rng))
+            if asyncio.get_running_loop().time() + delay < run.deadline:
+                await self._sleep(delay)
+                return True
+        if decision.cooldown is not Cooldown.NONE:
+            retry_after = exc.retry_after if isinstance(exc, UpstreamError) else None
+            await self.cooldowns.fail(candidate.provider_id, candidate.model,
+                                      retry_after=retry_after,
+                                      long=decision.cooldown is Cooldown.LONG,
+                                      whole_provider=decision.whole_provider)
+        return False
+
+    # ----- helpers ------------------------------------------------------------------------
+
+    async def _spend(self, candidate: Candidate, usage: ir.Usage | None) -> None:
+        if usage is not None:
+            await self.budgets.spend_tokens(candidate.provider_id, usage.total_tokens)
+
+    def _provider(self, hit: CachedAnswer) -> Provider | None:
+        return self.catalog.providers.get(hit.provider)
+
+
+async def _peek(candidate: Candidate, events: Events) -> list[ir.StreamEvent]:
+    """The stream's events up to its first content; an error before that raises instead.
+
+    Nothing has reached the caller yet, so a stream that fails here can still fall back.
+    """
+    head: list[ir.StreamEvent] = []
+    try:
+        async for event in events:
+            if isinstance(event, ir.StreamError):
+                raise UpstreamError(f"{candidate.provider_id} failed before its first event: "
+                                    f"{event.message}", provider=candidate.provider_id,
+                                    code=event.type)
+            head.append(event)
+            if not isinstance(event, ir.MessageStart):
+                break
+    except BaseException:
+        await events.aclose()
+        raise
+    return head
+
+
+async def _from_list(events: list[ir.StreamEvent]) -> Events:
+    for event in events:
+        yield event
