@@ -7,7 +7,7 @@ NODE_STAMP := tests/oidc/node_modules/.installed
 BENCH_VENV  := bench/.peers/venv
 BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cat requirements.lock bench/requirements.txt | sha256sum | cut -c1-16)
 
-.PHONY: run test check generate lock install clean bench bench-tools
+.PHONY: run test check generate lock install clean bench bench-tools redis-server fuzz soak
 
 install: $(STAMP)
 
@@ -36,8 +36,23 @@ check: $(STAMP)
 	$(VENV)/bin/mypy
 
 ## test: every check and every test
-test: check $(NODE_STAMP)
+test: check $(NODE_STAMP) redis-server
 	$(VENV)/bin/pytest
+
+## fuzz: the spec fuzz with many more examples per operation (FUZZ_MAX_EXAMPLES, default 1000)
+FUZZ_MAX_EXAMPLES ?= 1000
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) $(VENV)/bin/pytest tests/hardening/test_fuzz.py \
+		-o timeout=0
+
+## soak: a long load run with memory and descriptor figures (SOAK_SECONDS, default 600)
+SOAK_SECONDS ?= 600
+soak: $(STAMP)
+	SOAK_SECONDS=$(SOAK_SECONDS) $(VENV)/bin/pytest tests/hardening/test_soak.py -s -o timeout=0
+
+# The routing tests start their own redis-server (ephemeral port, no persistence).
+redis-server:
+	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
 
 ## lock: re-resolve pinned dependencies (with hashes) after editing pyproject.toml
 lock: $(STAMP)

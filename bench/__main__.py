@@ -28,6 +28,18 @@ DOC = ROOT / "docs" / "benchmarks.md"
 CHART = ROOT / "docs" / "benchmarks.png"
 
 
+def busy_share(seconds: float = 2.0) -> float:
+    """How busy the CPUs were (0..1) over `seconds` before anything of the bench ran."""
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+    busy_before, total_before = sample()
+    time.sleep(seconds)
+    busy_after, total_after = sample()
+    return (busy_after - busy_before) / max(1, total_after - total_before)
+
+
 def machine() -> dict[str, Any]:
     """Cores, CPU model, memory, kernel and load, from /proc."""
     cpuinfo = Path("/proc/cpuinfo").read_text()
@@ -36,7 +48,8 @@ def machine() -> dict[str, Any]:
     meminfo = Path("/proc/meminfo").read_text().split()
     mem_gb = int(meminfo[meminfo.index("MemTotal:") + 1]) / 1024 / 1024
     return {"cores": os.cpu_count(), "cpu": model, "memory_gb": round(mem_gb, 1),
-            "kernel": platform.release(), "load_average_at_start": os.getloadavg()}
+            "kernel": platform.release(), "load_average_at_start": os.getloadavg(),
+            "busy_before_start": busy_share()}
 
 
 def versions() -> dict[str, str]:

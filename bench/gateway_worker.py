@@ -2,7 +2,8 @@
 
 `python -m gateway` has no workers setting, so two of these run side by side (each pinned
 to its own core); the kernel spreads connections between them. Everything else is what
-`python -m gateway` does: the same settings, uvicorn configuration and logging.
+`python -m gateway` does (keep it in step with `gateway/__main__.py:main`): the same
+settings, uvicorn configuration, server class and logging.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ import logging
 import socket
 import sys
 
-import uvicorn
-
 from gateway.__main__ import server_config
 from gateway.app import secrets_of
+from gateway.lifecycle import GatewayServer
 from gateway.telemetry import configure_logging
 from generated.settings import Settings
 
@@ -29,7 +29,7 @@ def main() -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((settings.server_host, settings.server_port))
-    uvicorn.Server(config).run(sockets=[sock])
+    GatewayServer(config, drain_delay=settings.shutdown_drain_delay).run(sockets=[sock])
     return 0
 
 

@@ -67,7 +67,7 @@ def run_wrk(request: Request, *, concurrency: int, seconds: float, core: str = L
            "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in request.headers.items())}
     if stream_chunks is not None:
         env["BENCH_STREAM_CHUNKS"] = str(stream_chunks)
-    argv = ["taskset", "-c", core, wrk, "-t1", f"-c{concurrency}", f"-d{seconds:g}s",
+    argv = ["taskset", "-c", core, wrk, "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s",
             f"--timeout={timeout_s:g}s", "-s", str(SCRIPT), request.url]
     cpu_before = cpu_seconds(cpu_of) if cpu_of else None
     try:

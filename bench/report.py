@@ -117,10 +117,11 @@ def target_rows(f: Figures) -> list[list[str]]:
     idle = _get(f.rows.get(GENERATE), "rss_idle_mb")
     out.append(["RSS of an idle worker", _num(idle, 1, " MB"), "≤ 80 MB",
                 _verdict(idle, lambda v: v <= 80)])
-    steps = _get(f.rows.get(GENERATE), "rss_steps_mb") or []
-    growth = steps[-1] - steps[0] if len(steps) > 1 else None
-    out.append(["RSS growth over the load runs (first to last)", _num(growth, 1, " MB"),
-                "flat (≤ 5 MB)", _verdict(growth, lambda v: v <= 5)])
+    soak = _get(f.rows.get(GENERATE), "soak") or {}
+    growth = soak["rss_after_mb"] - soak["rss_before_mb"] if soak else None
+    out.append([f"RSS growth during {_num(soak.get('seconds'))} s more at 64 concurrent "
+                "(after the sweep)", _num(growth, 1, " MB"), "flat (≤ 2 MB)",
+                _verdict(growth, lambda v: v <= 2)])
     opened = f.r.get("open_streams") or {}
     wanted = _get(f.r, "plan_detail", "open_streams")
     errors = sum((opened.get("errors") or {}).values()) if "errors" in opened else None
@@ -205,7 +206,8 @@ def _extra_lines(f: Figures) -> list[str]:
     tel, wk, op = f.r.get("telemetry") or {}, f.r.get("workers") or {}, f.r.get("open_streams")
     lines = ["## Telemetry, workers, many open streams", ""]
     if _get(tel, "on", "rps"):
-        lines.append(f"- **Telemetry** (gateway, generate route, 64 concurrent, back to back): "
+        lines.append(f"- **Telemetry** (gateway, generate route, 64 concurrent; both started, "
+                     f"runs alternating, best of {f.r['plan_detail']['compare_rounds']} each): "
                      f"off {_num(tel['off']['rps'])} RPS ({_num(tel['off']['cpu_us_per_request'])}"
                      f" µs CPU/request), on {_num(tel['on']['rps'])} RPS "
                      f"({_num(tel['on']['cpu_us_per_request'])} µs), ratio "
@@ -217,11 +219,12 @@ def _extra_lines(f: Figures) -> list[str]:
         lines.append(f"- **Workers**: one {_num(wk['1']['rps'])} RPS "
                      f"({_num(wk['1']['cpu_us_per_request'])} µs CPU/request), two "
                      f"{_num(wk['2']['rps'])} RPS ({_num(wk['2']['cpu_us_per_request'])} µs), "
-                     f"ratio {_num(wk['ratio'], 2)}. Two processes share the port with "
-                     "SO_REUSEPORT (`bench/gateway_worker.py`), pinned to cores 0 and 1. This "
-                     "machine has only two cores, so the second worker shares core 1 with "
-                     "nginx and wrk: the ratio here understates scaling; the CPU per request "
-                     "shows whether workers get in each other's way.")
+                     f"ratio {_num(wk['ratio'], 2)} (alternating, best of "
+                     f"{f.r['plan_detail']['compare_rounds']} each). Two processes share the "
+                     "port with SO_REUSEPORT (`bench/gateway_worker.py`), pinned to cores 0 "
+                     "and 1. This machine has only two cores, so the second worker shares "
+                     "core 1 with nginx and wrk: the ratio here understates scaling; the CPU "
+                     "per request shows whether workers get in each other's way.")
     else:
         lines.append(f"- **Workers**: not measured ({wk.get('reason', '?')}).")
     if op and "streams" in op:
@@ -264,9 +267,11 @@ def _setup_lines(r: Results) -> list[str]:
     return [
         "## Setup", "",
         f"- Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB memory, Linux "
-        f"{m['kernel']}. Load average at start {_num(m['load_average_at_start'][0], 2)}, "
-        f"at end {_num(m.get('load_average_at_end', [None])[0], 2)} (anything else running on "
-        "the machine shows here and skews the figures).",
+        f"{m['kernel']}. Before the run the CPUs were "
+        f"{_num(100 * m['busy_before_start'] if 'busy_before_start' in m else None)} % busy "
+        f"with other work; load average {_num(m['load_average_at_start'][0], 2)} at start, "
+        f"{_num(m.get('load_average_at_end', [None])[0], 2)} at end. Other work on the "
+        "machine lowers every figure here; compare rows within one run.",
         "- Placement (taskset): the target on core 0, one worker; the nginx mock, wrk and the "
         "stream client on core 1.",
         f"- Mock upstream: nginx (one worker) answering OpenAI's chat-completions format from "

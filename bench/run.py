@@ -124,11 +124,23 @@ def sweep_target(target: Target, mock: Mock, plan: Plan, log_dir: Path) -> dict[
                     cpu_of=proc.pid))
                 steps.append(rss_mb(proc.pid))
             rows[route.label] = {"status": "ok", "sweep": sweep}
+        soak = _soak(proc, port, target, mock, plan) if target.group == "project" else {}
         for row in rows.values():
-            row.update(rss_idle_mb=idle, rss_steps_mb=steps)
+            row.update(rss_idle_mb=idle, rss_steps_mb=steps, **soak)
     finally:
         proc.stop()
     return rows
+
+
+def _soak(proc: Proc, port: int, target: Target, mock: Mock, plan: Plan) -> Result:
+    """One more long run at 64 concurrent after the sweep: RSS must not grow during it."""
+    route = target.routes[0]
+    before = rss_mb(proc.pid)
+    request = Request(_url(port, route), route.payload(stream=False),
+                      route.request_headers(mock.json_url))
+    run = run_wrk(request, concurrency=64, seconds=plan.soak_seconds, cpu_of=proc.pid)
+    return {"soak": {**_load(run), "rss_before_mb": before,
+                     "rss_after_mb": rss_mb(proc.pid)}}
 
 
 def stream_target(target: Target, mock: Mock, plan: Plan, log_dir: Path,
@@ -158,58 +170,68 @@ def stream_target(target: Target, mock: Mock, plan: Plan, log_dir: Path,
     return rows
 
 
-def _one_run(proc: Proc, port: int, route: Route, upstream: str, plan: Plan) -> LoadResult:
-    request = Request(_url(port, route), route.payload(stream=False),
-                      route.request_headers(upstream))
-    run_wrk(request, concurrency=64, seconds=plan.warmup_s)
-    return run_wrk(request, concurrency=64, seconds=plan.compare_seconds, cpu_of=proc.pid)
+def _best_of(contenders: Mapping[str, tuple[Request, list[Proc]]], plan: Plan) -> Result:
+    """Alternate 64-concurrent runs between contenders (all started, idle when not measured)
+    and keep each one's best: interference from elsewhere only ever lowers a figure."""
+    best: Result = {}
+    for request, _ in contenders.values():
+        run_wrk(request, concurrency=64, seconds=plan.warmup_s)
+    for _ in range(plan.compare_rounds):
+        for name, (request, procs) in contenders.items():
+            cpu_before = sum(cpu_seconds(p.pid) for p in procs)
+            result = run_wrk(request, concurrency=64, seconds=plan.compare_seconds)
+            data = _load(result)
+            cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
+            data["cpu_us_per_request"] = cpu / result.requests * 1e6 if result.requests else None
+            if name not in best or data["rps"] > best[name]["rps"]:
+                best[name] = data
+    return best
 
 
 def telemetry_cost(mock: Mock, plan: Plan, log_dir: Path) -> Result:
-    """Gateway throughput with telemetry off, then on (exporting OTLP to the mock)."""
+    """Gateway throughput with telemetry off and on (exporting OTLP to the mock)."""
     route = GATEWAY.routes[0]
-    out: Result = {}
     settings = {"off": {}, "on": {"ENABLE_TELEMETRY": "true",
                                   "OTEL_EXPORTER_OTLP_ENDPOINT": mock.json_url}}
-    for name, extra in settings.items():
-        proc, port = _launch(GATEWAY, mock.json_url, log_dir, route, stream=False, extra=extra)
-        try:
-            out[name] = _load(_one_run(proc, port, route, mock.json_url, plan))
-        finally:
-            proc.stop()
+    contenders: dict[str, tuple[Request, list[Proc]]] = {}
+    try:
+        for name, extra in settings.items():
+            proc, port = _launch(GATEWAY, mock.json_url, log_dir, route, stream=False,
+                                 extra=extra)
+            contenders[name] = (Request(_url(port, route), route.payload(stream=False)), [proc])
+        out = _best_of(contenders, plan)
+    finally:
+        for _, procs in contenders.values():
+            procs[0].stop()
     out["ratio"] = out["on"]["rps"] / out["off"]["rps"] if out["off"]["rps"] else None
     return out
 
 
-def _start_workers(count: int, upstream: str, port: int, log_dir: Path) -> list[Proc]:
+def _start_workers(count: int, upstream: str, log_dir: Path) -> tuple[int, list[Proc]]:
+    port = free_port()
     env = gateway_env(upstream, port, {})
     cores = [GATEWAY_CORE, LOAD_CORE][:count]
-    return [start(f"gateway-worker-{i}", [str(PROJECT_PYTHON), "-m", "bench.gateway_worker"],
-                  core=core, env=env, log_dir=log_dir, cwd=ROOT)
-            for i, core in enumerate(cores)]
+    procs = [start(f"gateway-{count}-workers-{i}",
+                   [str(PROJECT_PYTHON), "-m", "bench.gateway_worker"],
+                   core=core, env=env, log_dir=log_dir, cwd=ROOT)
+             for i, core in enumerate(cores)]
+    for proc in procs:
+        wait_ready(proc, f"http://127.0.0.1:{port}/health", body=None, headers={}, timeout=30)
+    return port, procs
 
 
 def workers_scaling(mock: Mock, plan: Plan, log_dir: Path) -> Result:
-    """One worker on core 0, then two on cores 0 and 1, sharing the port via SO_REUSEPORT."""
+    """One worker on core 0 against two on cores 0 and 1 sharing a port (SO_REUSEPORT)."""
     route = GATEWAY.routes[0]
-    out: Result = {}
-    for count in (1, 2):
-        port = free_port()
-        procs = _start_workers(count, mock.json_url, port, log_dir)
-        try:
-            for proc in procs:
-                wait_ready(proc, f"http://127.0.0.1:{port}/health", body=None, headers={},
-                           timeout=30)
-            time.sleep(0.5)  # the second worker's socket joins the group a little later
-            request = Request(_url(port, route), route.payload(stream=False))
-            run_wrk(request, concurrency=64, seconds=plan.warmup_s)
-            cpu_before = sum(cpu_seconds(p.pid) for p in procs)
-            result = run_wrk(request, concurrency=64, seconds=plan.compare_seconds)
-            cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
-            data = _load(result)
-            data["cpu_us_per_request"] = cpu / result.requests * 1e6 if result.requests else None
-            out[str(count)] = data
-        finally:
+    contenders: dict[str, tuple[Request, list[Proc]]] = {}
+    try:
+        for count in (1, 2):
+            port, procs = _start_workers(count, mock.json_url, log_dir)
+            contenders[str(count)] = (Request(_url(port, route), route.payload(stream=False)),
+                                      procs)
+        out = _best_of(contenders, plan)
+    finally:
+        for _, procs in contenders.values():
             for proc in procs:
                 proc.stop()
     out["ratio"] = out["2"]["rps"] / out["1"]["rps"] if out["1"]["rps"] else None
@@ -244,7 +266,7 @@ def open_streams(plan: Plan, log_dir: Path) -> Result:
                  core=LOAD_CORE, env=base_env(), log_dir=log_dir, cwd=ROOT)
     upstream = f"http://127.0.0.1:{slow_port}"
     route = GATEWAY.routes[0]
-    # The pool must be able to hold every stream's upstream connection at once.
+    # The upstream pool must hold every stream's connection at once (the default is 512).
     extra = {"CLIENT_MAX_CONNECTIONS": str(plan.open_streams + 500)}
     port = free_port()
     gateway = launch_gateway(upstream, port, log_dir, extra)

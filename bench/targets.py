@@ -62,12 +62,17 @@ class Target:
     unavailable: Callable[[], str | None] = lambda: None  # a reason, or None when runnable
 
 
+# Every bench connection comes from 127.0.0.1, so the per-client in-flight limit (meant for
+# many clients) is raised above the highest concurrency the bench opens.
+PER_CLIENT_LIMIT = "20000"
+
+
 def gateway_env(upstream: str, port: int, extra: Mapping[str, str]) -> dict[str, str]:
     """The gateway's settings: OpenAI at the mock, telemetry off unless `extra` says so."""
     return base_env({
         "SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(port), "OPENAI_API_URL": upstream,
         "OPENAI_API_KEY": API_KEY, "ENABLE_TELEMETRY": "false", "ENABLE_AUTH": "false",
-        **extra})
+        "MAX_CONCURRENT_REQUESTS_PER_CLIENT": PER_CLIENT_LIMIT, **extra})
 
 
 def launch_gateway(upstream: str, port: int, log_dir: Path, extra: Mapping[str, str]) -> Proc:

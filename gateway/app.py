@@ -26,7 +26,8 @@ from gateway.middleware.client_timeouts import ClientTimeoutsMiddleware
 from gateway.middleware.concurrency import ConcurrencyLimitMiddleware
 from gateway.providers import resolve_all
 from gateway.responses import JSONResponse, error_response
-from gateway.routes import anthropic, health, llms, openai
+from gateway.routes import anthropic, cache, health, llms, openai, status
+from gateway.routing.startup import routing_config, start_router
 from gateway.state import GatewayState
 from gateway.telemetry import TelemetryConfig, TelemetryMiddleware, create_telemetry
 from gateway.upstream import Upstream
@@ -109,6 +110,7 @@ def create_app(settings: Settings, *, hooks: TestHooks | None = None) -> ASGIApp
         otlp_endpoint=settings.otel_exporter_otlp_endpoint, environment=settings.environment,
         secrets=secrets_of(settings), span_exporter=hooks.span_exporter,
         metric_readers=hooks.metric_readers))
+    routing = routing_config(settings)  # a bad routing file fails here, at start-up
     state = GatewayState(settings=settings, providers=resolve_all(settings), telemetry=telemetry)
     # The identity provider gets its own client: it must never share provider credentials.
     auth_http = httpx.AsyncClient(timeout=settings.client_connect_timeout, follow_redirects=False)
@@ -119,12 +121,15 @@ def create_app(settings: Settings, *, hooks: TestHooks | None = None) -> ASGIApp
         async with http_client(settings, hooks.transport) as client:
             state.upstream = Upstream(client,
                                       max_response_bytes=settings.max_upstream_response_bytes)
+            state.router = await start_router(settings, state.providers, state.upstream,
+                                              telemetry, config=routing)
             lifecycle.start()
             try:
                 # The server finds the Lifecycle in the lifespan state to flip it on SIGTERM.
                 yield {LIFECYCLE: lifecycle}
             finally:
                 lifecycle.drain()
+                await state.router.aclose()
                 await auth_http.aclose()
                 telemetry.shutdown()
 
@@ -137,6 +142,9 @@ def create_app(settings: Settings, *, hooks: TestHooks | None = None) -> ASGIApp
         Route("/v1/models", openai.list_models, methods=["GET"]),
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/messages", anthropic.messages, methods=["POST"]),
+        Route("/status", status.status, methods=["GET"]),
+        Route("/cache/stats", cache.cache_stats, methods=["GET"]),
+        Route("/cache", cache.clear_cache, methods=["DELETE"]),
         *telemetry.metrics_routes(),
     ]
     middleware = [

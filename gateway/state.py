@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway import chat, ir
 from gateway.chat import AnyTelemetry
 from gateway.dialects.base import ModelInfo
 from gateway.errors import GatewayError
 from gateway.providers import Provider
+from gateway.routing.router import Router
 from gateway.upstream import Upstream
 from generated.settings import Settings
 
@@ -21,15 +21,12 @@ class GatewayState:
     providers: dict[str, Provider]
     telemetry: AnyTelemetry
     upstream: Upstream = field(init=False)
+    router: Router = field(init=False)
 
     @property
     def list_timeout(self) -> float:
         """The time one provider gets to list its models in `GET /llms`."""
         return self.settings.client_list_timeout
-
-    async def complete(self, provider: Provider, request: ir.ChatRequest) -> ir.ChatResponse:
-        """A non-streamed chat exchange with `provider`."""
-        return await chat.complete(self.upstream, self.telemetry, provider, request)
 
     async def list_models(self, provider: Provider) -> list[ModelInfo]:
         """Every model of `provider`, observed as one upstream attempt."""

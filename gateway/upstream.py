@@ -7,6 +7,8 @@ It also holds the line against hostile or broken upstreams: an answer is read up
 `max_response_bytes` and no further (streams too, so an endless stream ends), a 2xx answer
 must have a content type the gateway can read, and only allow-listed headers given by the
 layers above (trace context) are sent along with the provider's own auth and extra headers.
+Providers sometimes echo the key they were sent (in an error message, a code, a stream
+event), so every body read here has the provider's key replaced before anything parses it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,51 @@ FORWARDED_HEADERS = frozenset({"traceparent", "tracestate"})
 JSON_TYPES = frozenset({"application/json"})
 STREAM_TYPES = frozenset({"text/event-stream", "application/x-ndjson", "application/ndjson",
                           "application/jsonl", "application/json"})
+
+
+REDACTED = b"[REDACTED]"
+
+
+class KeyRedactor:
+    """Replaces one secret in a byte stream, even where a chunk boundary splits it.
+
+    Only a chunk whose end could be the start of the secret is held back, and only that
+    tail; stream frames end in a newline, so in practice nothing waits.
+    """
+
+    def __init__(self, secret: str | None) -> None:
+        self._secret = secret.encode() if secret else b""
+        self._held = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The part of `chunk` (after what was held) that is certainly clean."""
+        if not self._secret:
+            return chunk
+        data = (self._held + chunk).replace(self._secret, REDACTED)
+        keep = self._partial_tail(data)
+        self._held = data[len(data) - keep:] if keep else b""
+        return data[:len(data) - keep]
+
+    def close(self) -> bytes:
+        """What is still held at the end of the stream (a partial secret is not a secret)."""
+        held, self._held = self._held, b""
+        return held
+
+    def _partial_tail(self, data: bytes) -> int:
+        """The length of the longest end of `data` that begins the secret."""
+        start = max(0, len(data) - len(self._secret) + 1)
+        at = data.find(self._secret[:1], start)
+        while at != -1:
+            if self._secret.startswith(data[at:]):
+                return len(data) - at
+            at = data.find(self._secret[:1], at + 1)
+        return 0
+
+
+def scrub(provider: Provider, content: bytes) -> bytes:
+    """A whole body with the provider's key replaced."""
+    key = provider.api_key
+    return content.replace(key.encode(), REDACTED) if key else content
 
 
 class ResponseTooLarge(httpx.HTTPError):
@@ -126,15 +173,17 @@ def upstream_failure(provider: Provider, status: int, headers: httpx.Headers,
                      content: bytes) -> UpstreamError:
     """The gateway error for a provider's non-2xx answer, keeping its status and message."""
     try:
-        info = provider.dialect.parse_error(status, _decode(content))
+        info = provider.dialect.parse_error(status, _decode(scrub(provider, content)))
     except Exception:  # an unparseable error body must still become a clean error
         info = ErrorInfo(message="")
-    message = provider.redact(info.message.strip()[:1000]) or f"HTTP {status}"
+    message = info.message.strip()[:1000] or f"HTTP {status}"
+    # The code also becomes a metric label and a span attribute: bounded.
+    code = info.code[:100] if info.code else "upstream_error"
     error = UpstreamError(
         f"{provider.id} answered {status}: {message}",
         provider=provider.id,
         upstream_status=status,
-        code=info.code or "upstream_error",
+        code=code,
         retry_after=_retry_after(headers, info),
     )
     if status in PASS_THROUGH_STATUSES:
@@ -194,7 +243,11 @@ class Upstream:
         all_headers.update(provider.headers)
         content = None
         if body is not None:
-            content = orjson.dumps(body)
+            try:
+                content = orjson.dumps(body)
+            except TypeError:  # what JSON parsing accepts but cannot be written back
+                raise InvalidRequest("the request has a value that cannot be sent upstream, "
+                                     "such as an integer beyond 64 bits", field="body") from None
             all_headers["content-type"] = "application/json"
         return self.client.build_request(
             endpoint.method, endpoint_url(provider, endpoint, model),
@@ -246,7 +299,7 @@ class Upstream:
         if response.status_code >= 400:
             raise upstream_failure(provider, response.status_code, response.headers, content)
         try:
-            return orjson.loads(content)
+            return orjson.loads(scrub(provider, content))
         except orjson.JSONDecodeError:
             raise UpstreamError(f"{provider.id} answered with a body that is not JSON",
                                 provider=provider.id, upstream_status=response.status_code,
@@ -317,10 +370,16 @@ class Upstream:
 
 
 async def iter_bytes(response: httpx.Response, provider: Provider) -> AsyncIterator[bytes]:
-    """The raw chunks of a streamed answer as they arrive, with failures mapped."""
+    """The chunks of a streamed answer as they arrive, the key replaced, failures mapped."""
+    redactor = KeyRedactor(provider.api_key)
     try:
         async for chunk in response.aiter_bytes():
-            yield chunk
+            clean = redactor.feed(chunk)
+            if clean:
+                yield clean
+        tail = redactor.close()
+        if tail:
+            yield tail
     except httpx.HTTPError as exc:
         raise transport_failure(provider, exc) from None
     except asyncio.CancelledError:

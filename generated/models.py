@@ -61,6 +61,7 @@ class GenerateRequest(BaseModel):
                 " fills a default there."
             ),
             ge=1,
+            le=2147483647,
         ),
     ] = None
     temperature: Annotated[float | None, Field(ge=0.0, le=2.0)] = None
@@ -472,9 +473,10 @@ class ChatCompletionRequest(BaseModel):
         str, Field(description="`provider/model`, such as `openai/gpt-4o-mini`.", min_length=1)
     ]
     messages: Annotated[list[ChatCompletionMessage], Field(min_length=1)]
-    max_completion_tokens: Annotated[int | None, Field(ge=1)] = None
+    max_completion_tokens: Annotated[int | None, Field(ge=1, le=2147483647)] = None
     max_tokens: Annotated[
-        int | None, Field(description="The older name of `max_completion_tokens`.", ge=1)
+        int | None,
+        Field(description="The older name of `max_completion_tokens`.", ge=1, le=2147483647),
     ] = None
     temperature: Annotated[float | None, Field(ge=0.0, le=2.0)] = None
     top_p: Annotated[float | None, Field(ge=0.0, le=1.0)] = None
@@ -518,7 +520,7 @@ class AnthropicMessageRequest(BaseModel):
             min_length=1,
         ),
     ]
-    max_tokens: Annotated[int, Field(ge=1)]
+    max_tokens: Annotated[int, Field(ge=1, le=2147483647)]
     messages: Annotated[list[AnthropicInputMessage], Field(min_length=1)]
     system: Annotated[
         str | list[AnthropicContentBlock] | None,

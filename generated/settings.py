@@ -579,7 +579,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         type="duration",
         default="10m",
         secret=False,
-        description="The longest cooldown; a model with no failure for this long starts again from COOLDOWN_BASE.",
+        description="The longest cooldown the gateway picks itself (a provider's own Retry-After is honoured up to a day); a model with no failure for this long starts again from COOLDOWN_BASE.",
         section="routing",
     ),
     SettingSpec(
@@ -604,9 +604,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
         env="CACHE_ENABLED",
         field="cache_enabled",
         type="bool",
-        default="true",
+        default="false",
         secret=False,
-        description="Answer a request identical to a recent one from the cache (a Cache-Control no-cache request bypasses it).",
+        description="Answer a request identical to a recent one from the cache (a Cache-Control no-cache request bypasses it). Off by default, so sampling stays random unless asked.",
         section="cache",
     ),
     SettingSpec(
@@ -866,7 +866,7 @@ class Settings(pydantic.BaseModel):
     cooldown_max: float = 600.0
     local_discovery: bool = False
     local_discovery_timeout: float = 0.5
-    cache_enabled: bool = True
+    cache_enabled: bool = False
     cache_ttl: float = 600.0
     cache_max_entries: int = 1000
     redis_url: pydantic.SecretStr | None = None

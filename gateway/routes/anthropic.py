@@ -15,9 +15,9 @@ from starlette.responses import Response
 from gateway.dialects import anthropic_front
 from gateway.errors import GatewayError
 from gateway.responses import JSONResponse
-from gateway.routes.llms import read_json, route_model
-from gateway.routes.streaming import EventStreamResponse, client_api, encoded, open_events
-from gateway.state import GatewayState
+from gateway.routes import dispatch
+from gateway.routes.llms import read_json
+from gateway.routes.streaming import EventStreamResponse, client_api, encoded
 
 
 def error_body(exc: GatewayError) -> dict[str, Any]:
@@ -28,15 +28,16 @@ def error_body(exc: GatewayError) -> dict[str, Any]:
 @client_api(error_body)
 async def messages(request: Request) -> Response:
     """A message from the provider named in `model`, whole or as Anthropic's event stream."""
-    state: GatewayState = request.app.state.gateway
     chat = anthropic_front.parse_request(await read_json(request))
     asked_for = chat.model
-    provider = route_model(state, request, chat)
     if chat.stream:
-        events = await open_events(state, provider, chat)
+        streamed = await dispatch.stream(request, chat, requested_model=asked_for)
+        assert streamed.events is not None
         encoder = anthropic_front.StreamEncoder(id=anthropic_front.new_message_id(),
                                                 model=asked_for)
-        return EventStreamResponse(encoded(events, encoder))
-    answer = await state.complete(provider, chat)
-    answer.model = asked_for
-    return JSONResponse(anthropic_front.render_response(answer))
+        return EventStreamResponse(encoded(streamed.events, encoder),
+                                   headers=dispatch.headers(streamed))
+    routed = await dispatch.complete(request, chat, requested_model=asked_for)
+    routed.answer.model = asked_for
+    return JSONResponse(anthropic_front.render_response(routed.answer),
+                        headers=dispatch.headers(routed))

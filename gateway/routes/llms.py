@@ -25,7 +25,8 @@ from gateway.errors import (
 )
 from gateway.providers import Provider
 from gateway.responses import JSONResponse
-from gateway.routes.streaming import EventStreamResponse, encoded, open_events
+from gateway.routes import dispatch
+from gateway.routes.streaming import EventStreamResponse, encoded
 from gateway.state import GatewayState
 from gateway.streaming import SSE_DONE, sse_event
 from generated.models import GenerateRequest
@@ -40,22 +41,6 @@ def lookup(state: GatewayState, provider_id: str) -> Provider:
                        code="unknown_provider")
     if not provider.configured:
         raise ProviderNotConfigured(provider.id, list(provider.missing))
-    return provider
-
-
-def route_model(state: GatewayState, request: Request, chat: ir.ChatRequest) -> Provider:
-    """The provider named by a `provider/model` id; `chat.model` keeps the provider's own id.
-
-    The id is split at its first '/', since model ids (Cloudflare's) may contain more.
-    """
-    prefix, slash, model = chat.model.partition("/")
-    if not slash or not prefix or not model:
-        raise InvalidRequest(f"model '{chat.model}' must be 'provider/model', such as "
-                             "'openai/gpt-4o-mini'", field="model")
-    provider = lookup(state, prefix)
-    chat.model = model
-    request.state.provider = provider.id
-    request.state.model = model
     return provider
 
 
@@ -201,10 +186,15 @@ async def generate(request: Request) -> Response:
     state: GatewayState = request.app.state.gateway
     provider = lookup(state, request.path_params["provider"])
     chat = to_ir(validate_generate(await request.body()))
-    request.state.provider = provider.id
-    request.state.model = chat.model
+    # The path names the provider: routing may retry it or serve from the cache, but it
+    # never falls back to another provider.
+    requested = f"{provider.id}/{chat.model}"
     if chat.stream:
-        events = await open_events(state, provider, chat)
-        return EventStreamResponse(encoded(events, GenerateStreamEncoder(provider, chat.model)))
-    answer = await state.complete(provider, chat)
-    return JSONResponse(render_generate(provider, answer))
+        streamed = await dispatch.stream(request, chat, requested_model=requested)
+        assert streamed.events is not None
+        return EventStreamResponse(
+            encoded(streamed.events, GenerateStreamEncoder(provider, chat.model)),
+            headers=dispatch.headers(streamed))
+    routed = await dispatch.complete(request, chat, requested_model=requested)
+    return JSONResponse(render_generate(provider, routed.answer),
+                        headers=dispatch.headers(routed))

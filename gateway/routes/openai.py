@@ -15,15 +15,14 @@ from starlette.responses import Response
 from gateway.dialects import openai_front
 from gateway.errors import GatewayError
 from gateway.responses import JSONResponse
-from gateway.routes.llms import list_each, read_json, route_model
+from gateway.routes import dispatch
+from gateway.routes.llms import list_each, read_json
 from gateway.routes.streaming import (
     EventStreamResponse,
     client_api,
     encoded,
     field_of,
-    open_events,
 )
-from gateway.state import GatewayState
 
 
 def error_body(exc: GatewayError) -> dict[str, Any]:
@@ -47,18 +46,20 @@ async def list_models(request: Request) -> Response:
 @client_api(error_body)
 async def chat_completions(request: Request) -> Response:
     """A chat completion from the provider named in `model`, whole or streamed."""
-    state: GatewayState = request.app.state.gateway
     body = await read_json(request)
     chat = openai_front.parse_request(body)
     asked_for = chat.model
-    provider = route_model(state, request, chat)
     created = int(time.time())
     if chat.stream:
-        events = await open_events(state, provider, chat)
+        include_usage = openai_front.stream_include_usage(body)
+        streamed = await dispatch.stream(request, chat, requested_model=asked_for)
+        assert streamed.events is not None
         encoder = openai_front.StreamEncoder(
             id=openai_front.new_completion_id(), model=asked_for, created=created,
-            include_usage=openai_front.stream_include_usage(body))
-        return EventStreamResponse(encoded(events, encoder))
-    answer = await state.complete(provider, chat)
-    answer.model = asked_for
-    return JSONResponse(openai_front.render_response(answer, created=created))
+            include_usage=include_usage)
+        return EventStreamResponse(encoded(streamed.events, encoder),
+                                   headers=dispatch.headers(streamed))
+    routed = await dispatch.complete(request, chat, requested_model=asked_for)
+    routed.answer.model = asked_for
+    return JSONResponse(openai_front.render_response(routed.answer, created=created),
+                        headers=dispatch.headers(routed))

@@ -18,11 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Send
 
-from gateway import chat, ir
+from gateway import ir
 from gateway.errors import GatewayError, InvalidRequest, UpstreamError
-from gateway.providers import Provider
 from gateway.responses import JSONResponse
-from gateway.state import GatewayState
 
 log = logging.getLogger("gateway")
 
@@ -47,8 +45,9 @@ class EventStreamResponse(StreamingResponse):
 
     media_type = "text/event-stream"
 
-    def __init__(self, body: AsyncGenerator[bytes, None]) -> None:
-        super().__init__(body, headers=SSE_HEADERS)
+    def __init__(self, body: AsyncGenerator[bytes, None],
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(body, headers={**SSE_HEADERS, **(headers or {})})
         self._body = body
 
     async def stream_response(self, send: Send) -> None:
@@ -77,17 +76,6 @@ async def encoded(events: AsyncGenerator[ir.StreamEvent, None],
             yield encoder.encode(ir.StreamError(INTERNAL_ERROR, type="internal_error"))
             return
     yield encoder.finish()
-
-
-async def open_events(state: GatewayState, provider: Provider,
-                      request: ir.ChatRequest) -> AsyncGenerator[ir.StreamEvent, None]:
-    """Start a streamed exchange; GatewayErrors before the first byte still raise here.
-
-    The events come from an async generator, which `encoded` closes to cancel the upstream.
-    """
-    events = await chat.open_stream(state.upstream, state.telemetry, provider, request)
-    assert isinstance(events, AsyncGenerator)
-    return events
 
 
 ErrorBody = Callable[[GatewayError], dict[str, Any]]

@@ -73,7 +73,7 @@ class Catalog:
 
     def _serves(self, provider_id: str, model: str) -> bool:
         listed = self.discovered.get(provider_id)
-        if not listed or provider_id in self.explicit_locals:
+        if not listed:  # configured by URL but not probed: trust the catalog
             return True
         return model in listed or f"{model}:latest" in listed
 

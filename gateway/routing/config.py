@@ -129,6 +129,7 @@ class _Origins:
         self.user = user
 
     def label(self, parts: Sequence[str | int]) -> str:
+        """The user's file if it holds the entry at `parts`, else the built-in one."""
         if self.user is None:
             return self.builtin
         node: Any = self.user[1]
@@ -144,6 +145,7 @@ class _Origins:
         return self.user[0]
 
     def problem(self, parts: Sequence[str | int], message: str) -> str:
+        """`file: path: message`."""
         return f"{self.label(parts)}: {format_path(parts)}: {message}"
 
 
@@ -210,6 +212,7 @@ class _NameCheck:
     aliases: set[str] = field(default_factory=set)
 
     def target(self, where: list[str | int], name: str, *, allow_alias: bool) -> None:
+        """Record a problem unless `name` is a model, `provider/model` (or alias, auto)."""
         prefix, slash, model = name.partition("/")
         if slash:
             if prefix not in self.providers or not model:

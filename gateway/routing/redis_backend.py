@@ -52,20 +52,20 @@ return value
 _CACHE_GET = """
 local value = redis.call('GET', KEYS[1])
 if value then
-  redis.call('ZADD', KEYS[2], 'XX', ARGV[1], ARGV[2])
+  redis.call('ZADD', KEYS[2], 'XX', redis.call('INCR', KEYS[3]), ARGV[1])
 else
-  redis.call('ZREM', KEYS[2], ARGV[2])
+  redis.call('ZREM', KEYS[2], ARGV[1])
 end
 return value
 """
 
 _CACHE_PUT = """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
-local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[4])
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
 if over > 0 then
   local oldest = redis.call('ZPOPMIN', KEYS[2], over)
-  for i = 1, #oldest, 2 do redis.call('DEL', ARGV[6] .. oldest[i]) end
+  for i = 1, #oldest, 2 do redis.call('DEL', ARGV[5] .. oldest[i]) end
 end
 return over
 """
@@ -101,13 +101,13 @@ class RedisBackend:
 
     kind: Literal["memory", "redis"] = "redis"
 
-    def __init__(self, url: str, *, prefix: str, clock: Callable[[], float]) -> None:
+    def __init__(self, url: str, *, prefix: str) -> None:
         self._redis: aioredis.Redis = aioredis.from_url(url, socket_connect_timeout=2,
                                                         socket_timeout=2)
-        self._clock = clock
         self._p = prefix.rstrip(":") + ":"
         self._index = self._p + "health-index"
-        self._lru = self._p + "cache-lru"
+        self._lru = self._p + "cache-lru"  # members scored by a use counter, oldest first
+        self._tick = self._p + "cache-tick"
         self._strike = self._redis.register_script(_STRIKE)
         self._block = self._redis.register_script(_BLOCK)
         self._add = self._redis.register_script(_ADD)
@@ -195,16 +195,16 @@ class RedisBackend:
     async def cache_get(self, key: str) -> bytes | None:
         """A cached value, now the most recently used."""
         async def run() -> bytes | None:
-            value = await self._cache_get(keys=[self._p + "cache:" + key, self._lru],
-                                          args=[repr(self._clock()), key])
+            value = await self._cache_get(
+                keys=[self._p + "cache:" + key, self._lru, self._tick], args=[key])
             return bytes(value) if value is not None else None
         return await self._guard(run, None)
 
     async def cache_put(self, key: str, value: bytes, ttl: float, max_entries: int) -> None:
         """Store a value; the least recently used ones are evicted beyond `max_entries`."""
         await self._guard(lambda: self._cache_put(
-            keys=[self._p + "cache:" + key, self._lru],
-            args=[value, _ms(ttl), repr(self._clock()), max_entries, key, self._p + "cache:"]),
+            keys=[self._p + "cache:" + key, self._lru, self._tick],
+            args=[value, _ms(ttl), max_entries, key, self._p + "cache:"]),
             None)
 
     async def cache_size(self) -> int:

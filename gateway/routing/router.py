@@ -233,6 +233,10 @@ class Router:
         if run.last_error is not None:
             raise run.last_error
         first = candidates[0]
+        if not run.waits:  # every candidate's key was refused earlier
+            raise UpstreamError(f"every provider for '{run.plan.requested}' refused its API key",
+                                provider=first.provider_id, upstream_status=401,
+                                code="upstream_key_refused")
         raise NoModelAvailable(
             f"every model for '{run.plan.requested}' is cooling down or over budget",
             provider=first.provider_id, retry_after=min(run.waits, default=None))

@@ -32,8 +32,7 @@ def state_backend(settings: Settings, clock: Callable[[], float]) -> StateBacken
     """Redis when REDIS_URL is set, else memory."""
     if settings.redis_url is None:
         return MemoryBackend(clock)
-    return RedisBackend(settings.redis_url.get_secret_value(),
-                        prefix=settings.redis_key_prefix, clock=clock)
+    return RedisBackend(settings.redis_url.get_secret_value(), prefix=settings.redis_key_prefix)
 
 
 def explicit_locals(settings: Settings, config: RoutingConfig,

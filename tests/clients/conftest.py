@@ -40,3 +40,11 @@ def anthropic_client(gateway: RunningServer) -> Iterator[anthropic.Anthropic]:
     """The sync Anthropic SDK aimed at the gateway."""
     with sdk.anthropic_sync(gateway) as client:
         yield client
+
+
+@pytest.fixture
+def fresh_gateway(simulators: dict[str, ProviderSimulator]) -> Iterator[RunningServer]:
+    """A gateway of the test's own: routing state (cooldowns after injected failures) dies
+    with it instead of leaking into later tests."""
+    with run_gateway(gateway_env(simulators) | {"CLIENT_LIST_TIMEOUT": "2s"}) as server:
+        yield server

@@ -19,6 +19,12 @@ from tests.support.server import RunningServer
 CHUNK_DELAY = 0.25
 QUESTION = "Say hello"
 
+@pytest.fixture
+def gateway(fresh_gateway: RunningServer) -> RunningServer:
+    """Failures injected here cool providers down: each test gets a gateway of its own."""
+    return fresh_gateway
+
+
 
 def _openai_texts(gateway: RunningServer, provider: str) -> Iterator[str]:
     """The text pieces of a streamed OpenAI-API answer, as the SDK yields them."""

@@ -22,6 +22,7 @@ def gateway(simulators: dict[str, ProviderSimulator]) -> Iterator[RunningServer]
     """The gateway with short timeouts and a small body limit."""
     env = gateway_env(simulators) | {
         "CLIENT_READ_TIMEOUT": "1s",
+        "ROUTING_RETRIES": "0",
         "CLIENT_LIST_TIMEOUT": "2s",
         "MAX_REQUEST_BODY_BYTES": "4096",
     }

@@ -1,8 +1,9 @@
 """An OpenAI-dialect upstream that misbehaves on demand, for faults the simulators lack.
 
 `mode` picks the answer to the next chat requests: an HTML page with status 200, a JSON body
-larger than the gateway's cap (with or without Content-Length), a stream that never ends, or
-a stream that stalls after its first event. It counts the streams it started and the ones
+larger than the gateway's cap (with or without Content-Length), a stream that never ends, a
+stream that stalls after its first event, or answers that echo the caller's bearer token back
+(in an error's message, code and headers, in a 200 body, in a stream's error event). It counts the streams it started and the ones
 that ended, so a test can see the gateway let go of the connection.
 """
 
@@ -63,6 +64,9 @@ class FaultyUpstream:
     async def chat(self, request: Request) -> Response:
         """Answer per `mode`."""
         await request.body()
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if self.mode.startswith("echo"):
+            return self._echo(token)
         if self.mode == "html":
             return Response(b"<html><body>Welcome to nginx!</body></html>", 200,
                             media_type="text/html")
@@ -75,6 +79,21 @@ class FaultyUpstream:
             return StreamingResponse(self._stream(stall=self.mode == "stall"),
                                      media_type="text/event-stream")
         return Response(completion("hello"), media_type="application/json")
+
+    def _echo(self, token: str) -> Response:
+        said = f"Incorrect API key provided: {token}. You can find your API key at ..."
+        if self.mode == "echo_error":
+            body = {"error": {"message": said, "type": "invalid_request_error", "code": token}}
+            return Response(orjson.dumps(body), 401, {"x-echo": token},
+                            media_type="application/json")
+        if self.mode == "echo_body":
+            return Response(completion(said), media_type="application/json")
+        error = {"error": {"message": said, "type": "server_error", "code": token}}
+        # The token split over two writes, as a real stream may do.
+        frames = [chunk_frame("Hello"), b"data: " + orjson.dumps(error) + b"\n\n"]
+        cut = frames[1].index(token.encode()) + len(token) // 2 if token else 0
+        return StreamingResponse(_each([frames[0], frames[1][:cut], frames[1][cut:]]),
+                                 media_type="text/event-stream")
 
     async def _stream(self, *, stall: bool) -> AsyncIterator[bytes]:
         with self._lock:
@@ -97,3 +116,10 @@ async def _pieces(body: bytes, size: int = 16_384) -> AsyncIterator[bytes]:
     """`body` in chunks, so the answer goes out without a Content-Length."""
     for start in range(0, len(body), size):
         yield body[start:start + size]
+
+
+async def _each(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    """Each chunk as its own write."""
+    for chunk in chunks:
+        yield chunk
+        await anyio.sleep(0.01)

@@ -192,11 +192,10 @@ def test_a_stream_counts_until_it_ends(simulators: dict[str, ProviderSimulator])
             "stream": True}
     with run_gateway(env) as gw, httpx.stream("POST", f"{gw.url}/llms/openai/generate",
                                               json=body, timeout=20) as stream:
-        first = next(stream.iter_raw())
-        assert first
+        chunks = stream.iter_raw()
+        assert next(chunks)
         assert generate(gw.url, "openai", "gpt-4o-mini").status_code == 429
-        rest = b"".join(stream.iter_raw())
-        assert rest.endswith(b"data: [DONE]\n\n")
+        assert b"".join(chunks).endswith(b"data: [DONE]\n\n")
         sim.chunk_delay = 0
         assert generate(gw.url, "openai", "gpt-4o-mini").status_code == 200
 

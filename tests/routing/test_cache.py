@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 from collections.abc import Iterator
@@ -38,7 +39,7 @@ def echo_env(echo: EchoUpstream, routing_file: Any, **extra: str) -> dict[str, s
             "ROUTING_FILE": routing_file(ECHO_ROUTING), **extra}
 
 
-def variant(rng: random.Random, n: int) -> tuple[str, ir.ChatRequest]:
+def variant(rng: random.Random, n: int) -> ir.ChatRequest:
     """A request that differs from every other variant `n` in something that matters."""
     text = f"question {n // 7}"
     request = chat(text)
@@ -56,8 +57,7 @@ def variant(rng: random.Random, n: int) -> tuple[str, ir.ChatRequest]:
         request.top_p = round(rng.uniform(0, 1), 3)
     elif choice == 6:
         request.messages.insert(0, ir.Message("system", [ir.TextPart(f"be {n}")]))
-    model = "echo-b" if n % 3 == 0 else "echo-a"
-    return model, request
+    return request
 
 
 def sent_for(model: str, request: ir.ChatRequest) -> dict[str, Any]:
@@ -81,7 +81,9 @@ def echoed(answer: ir.ChatResponse) -> dict[str, Any]:
 
 async def test_never_serves_one_requests_answer_to_another(echo, routing_file, clock) -> None:
     rng = random.Random(20240501)
-    requests = [variant(rng, n) for n in range(84)]
+    # Each variant is asked of two models that differ only in the model name.
+    requests = [(model, copy.deepcopy(request)) for request in (variant(rng, n)
+                for n in range(42)) for model in ("echo-a", "echo-b")]
     keys = {cache_key(r, m) for m, r in requests}
     assert len(keys) == len(requests)  # the generator really made distinct requests
     echo.calls = 0

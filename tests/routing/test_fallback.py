@@ -124,6 +124,19 @@ async def test_refused_key_skips_the_provider_afterwards(simulators, routing_fil
         ("openai", "skipped", "key_bad"), ("groq", "ok", None)]
 
 
+async def test_when_every_key_was_refused(simulators, routing_file, clock) -> None:
+    for pid in ("openai", "groq", "anthropic"):
+        simulators[pid].fail_next(403)
+    async with open_router(hop_env(simulators, routing_file), clock=clock) as router:
+        with pytest.raises(UpstreamError) as first:
+            await router.complete(chat(), requested_model="hop-model")
+        with pytest.raises(UpstreamError) as later:
+            await router.complete(chat(), requested_model="hop-model")
+    assert first.value.upstream_status == 403
+    assert later.value.code == "upstream_key_refused" and later.value.status == 502
+    assert [calls(simulators[p]) for p in ("openai", "groq", "anthropic")] == [1, 1, 1]
+
+
 async def test_insufficient_quota_is_not_retried_and_cools_the_whole_provider(
         simulators, routing_file, clock, sleeps) -> None:
     simulators["openai"].fail_next(429, body=QUOTA)

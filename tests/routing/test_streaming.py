@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -109,4 +110,9 @@ async def test_abandoned_stream_closes_the_upstream(simulators, routing_file, cl
                 break
         await routed.events.aclose()
         stats = await router.cache.stats()
+        for _ in range(50):  # the simulator notices the disconnect on its own thread
+            if openai.streams_cancelled:
+                break
+            await asyncio.sleep(0.02)
+    assert openai.streams_cancelled == 1
     assert stats["entries"] == 0  # a partial stream is never cached

@@ -1,0 +1,79 @@
+"""The report judges each target from the figures of the same run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import CHAT, GENERATE, Figures, render, target_rows
+
+
+def _sweep(rps: float, p50: float, p99: float) -> dict[str, Any]:
+    run = {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": 0, "cpu_us_per_request": 200.0}
+    return {"1": {**run, "rps": rps / 10}, "64": run}
+
+
+def _row(target: str, rps: float, p50: float = 0.3, p99: float = 1.0) -> dict[str, Any]:
+    return {"status": "ok", "target": target, "group": "x", "sweep": _sweep(rps, p50, p99),
+            "rss_idle_mb": 60.0, "rss_steps_mb": [61.0, 62.0],
+            "soak": {"seconds": 3.0, "rss_before_mb": 62.0, "rss_after_mb": 62.5},
+            "stream": {"rps": 3500.0, "streams_ok": 10, "streams_bad": 0, "errors": 0,
+                       "cpu_us_per_request": 300.0},
+            "first_chunk": {"p50_ms": 0.9, "p99_ms": 1.2, "broken": 0, "streams": 10}}
+
+
+def _compared(rps: float) -> dict[str, float]:
+    return {"rps": rps, "cpu_us_per_request": 1e6 / rps}
+
+
+def results(gateway_rps: float) -> dict[str, Any]:
+    """A run's results as `python -m bench` saves them."""
+    return {
+        "plan": "quick", "started": "now", "seconds": 1,
+        "plan_detail": {"concurrencies": [1, 64], "seconds": {}, "default_seconds": 2.0,
+                        "warmup_s": 1.0, "stream_concurrency": 16, "stream_seconds": 2.0,
+                        "first_chunk_count": 10, "compare_rounds": 2, "open_streams": 100},
+        "machine": {"cores": 2, "cpu": "cpu", "memory_gb": 1.0, "kernel": "k",
+                    "load_average_at_start": [0.1, 0, 0], "load_average_at_end": [0.1, 0, 0]},
+        "versions": {"wrk": "4"},
+        "direct": {"sweep": _sweep(50000, 0.02, 0.1),
+                   "stream": {"rps": 20000.0, "streams_ok": 5, "streams_bad": 0, "errors": 0},
+                   "first_chunk": {"p50_ms": 0.3, "broken": 0}},
+        "rows": {GENERATE: _row("gateway", gateway_rps), CHAT: _row("gateway", gateway_rps),
+                 "floor": _row("floor-aiohttp", 6000), "litellm": _row("litellm", 120),
+                 "portkey": _row("portkey", 900)},
+        "telemetry": {"off": _compared(100.0), "on": _compared(90.0), "ratio": 0.9},
+        "workers": {"1": _compared(100.0), "2": _compared(150.0), "ratio": 1.5},
+        "open_streams": {"streams": 100, "intact": 100, "errors": {}, "seconds": 1.0,
+                         "peak_rss_mb": 70.0, "upstream_max_open": 100, "rss_idle_mb": 60.0,
+                         "client_max_connections": "600"},
+        "profile": {"samples": 0, "error": "not run"},
+    }
+
+
+def _verdicts(gateway_rps: float) -> dict[str, str]:
+    return {row[0]: row[3] for row in target_rows(Figures(results(gateway_rps)))}
+
+
+def test_targets_pass_and_fail_on_the_figures() -> None:
+    fast = _verdicts(5000)
+    assert fast["RPS, non-stream, 64 concurrent (POST /llms/openai/generate)"] == "**pass**"
+    assert fast["\u2026 against portkey (POST /v1/chat/completions)"] == "**pass**"
+    assert fast["two workers vs one"] == "**FAIL**"
+    assert fast["telemetry-on throughput cost"] == "**pass**"
+    assert fast["added p50 at 1 concurrent (POST /llms/openai/generate)"] == "**pass**"
+    assert fast["RSS growth during 3 s more at 64 concurrent (after the sweep)"] == "**pass**"
+    slow = _verdicts(3000)
+    assert slow["RPS, non-stream, 64 concurrent (POST /llms/openai/generate)"] == "**FAIL**"
+    assert slow["\u2026 against litellm (POST /llms/openai/generate)"] == "**FAIL**"
+
+
+def test_render_names_every_row_and_an_unmeasured_peer() -> None:
+    data = results(5000)
+    data["rows"]["portkey"] = {"status": "unavailable", "reason": "install failed: no npm",
+                               "target": "portkey", "group": "peer"}
+    text = render(data, chart="benchmarks.png")
+    assert "install failed: no npm" in text
+    assert "not measured" in text  # the ratio against the missing peer
+    assert "![RPS and p50 latency by concurrency](benchmarks.png)" in text
+    for label in (GENERATE, CHAT, "floor", "litellm"):
+        assert label in text
