@@ -37,7 +37,7 @@ log = logging.getLogger("gateway")
 
 
 @dataclass(frozen=True, slots=True)
-class TestHooks:
+class AppHooks:
     """What tests may swap: the upstream transport and the telemetry exporters."""
 
     transport: httpx.AsyncBaseTransport | None = None
@@ -101,9 +101,9 @@ def auth_config(settings: Settings) -> AuthConfig:
     )
 
 
-def create_app(settings: Settings, *, hooks: TestHooks | None = None) -> ASGIApp:
+def create_app(settings: Settings, *, hooks: AppHooks | None = None) -> ASGIApp:
     """Build the gateway for `settings`."""
-    hooks = hooks or TestHooks()
+    hooks = hooks or AppHooks()
     telemetry = create_telemetry(TelemetryConfig(
         enabled=settings.enable_telemetry, service_name=settings.otel_service_name,
         metrics_path=settings.telemetry_metrics_path,

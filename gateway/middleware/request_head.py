@@ -11,7 +11,9 @@ the keep-alive timeout only runs between requests. This subclass adds both:
   its first byte gets 408 and the connection closed; a connection that never sent a byte is
   just closed.
 
-Request bodies are bounded by the ASGI middleware (BodyLimitMiddleware, ClientTimeoutsMiddleware).
+With TLS, the clock starts once the handshake is done; the handshake itself is bounded by
+asyncio's `ssl_handshake_timeout` (60 s). Request bodies are bounded by the ASGI middleware
+(BodyLimitMiddleware, ClientTimeoutsMiddleware).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # True from the end of one message (or the connection's start) until the next head
         # is complete: bytes arriving meanwhile belong to a request head.
         self._in_head = True
+        self._head_begun = False  # the parser saw the first byte of a request
         self._head_timer: asyncio.TimerHandle | None = None
         self._refused = False
 
@@ -72,12 +75,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         """A new request's first byte: its head must now complete in time."""
         super().on_message_begin()
+        self._head_begun = True
         self._arm_head_timer()
 
     def on_headers_complete(self) -> None:
         """Check the exact head size, then hand the request on as uvicorn does."""
         self._cancel_head_timer()
-        self._in_head = False
+        self._in_head = self._head_begun = False
         self._head_bytes = 0
         if self._refused:
             return
@@ -114,7 +118,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer = None
         if self.transport.is_closing() or not self._in_head:
             return
-        if self._head_bytes == 0 and (self.cycle is None or self.cycle.response_complete):
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined head trickles in while the previous answer is still being written:
+            # that answer finishes, then the connection closes, and the slow request never runs.
+            self._refused = True
+            self.cycle.keep_alive = False
+            return
+        if not self._head_begun:
             # Nothing of a request yet: an idle connection, closed without an answer.
             self._refused = True
             self.transport.close()
