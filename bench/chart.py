@@ -29,13 +29,16 @@ def series(results: dict[str, Any]) -> list[tuple[str, list[int], list[float], l
 def draw(results: dict[str, Any], path: Path) -> None:
     """Write the chart to `path`."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5))
+    every_level: set[int] = set()
     for label, levels, rps, p50 in series(results):
+        every_level.update(levels)
         style = "--" if label.startswith("mock") else "-"
         left.plot(levels, rps, style, marker="o", label=label)
         right.plot(levels, p50, style, marker="o", label=label)
     for axis, title, unit in ((left, "Throughput (non-stream)", "requests/s"),
                               (right, "Median latency (non-stream)", "p50 ms")):
         axis.set_xscale("log", base=2)
+        axis.set_xticks(sorted(every_level), [str(c) for c in sorted(every_level)])
         axis.set_yscale("log")
         axis.set_xlabel("concurrent connections")
         axis.set_ylabel(unit)

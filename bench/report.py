@@ -233,12 +233,25 @@ def _extra_lines(f: Figures) -> list[str]:
                      f"(most open at once: {_num(op['upstream_max_open'])}); "
                      f"{_num(op['intact'])} intact, errors {op['errors'] or 'none'}, "
                      f"{_num(op['seconds'], 1)} s, gateway RSS {_num(op['rss_idle_mb'], 1)} MB "
-                     f"idle → {_num(op['peak_rss_mb'], 1)} MB at peak. Run with "
+                     f"idle → {_num(op['peak_rss_mb'], 1)} MB at peak, "
+                     f"{_num(op.get('gateway_cpu_s'), 1)} s of gateway CPU. {_direct_note(op)}"
+                     " Run with "
                      f"CLIENT_MAX_CONNECTIONS={op['client_max_connections']} (the default, "
                      "512, would queue streams beyond it on the upstream pool).")
     else:
         lines.append(f"- **Open streams**: not measured ({(op or {}).get('reason', '?')}).")
     return [*lines, ""]
+
+
+def _direct_note(opened: dict[str, Any]) -> str:
+    direct = opened.get("direct")
+    if not direct:
+        return ""
+    return (f"The same check straight at a slow upstream (no gateway): "
+            f"{_num(direct['intact'])} intact of {_num(direct['streams'])}, "
+            f"{_num(direct['upstream_max_open'])} open at once, {_num(direct['seconds'], 1)} s"
+            + (" (so the client side is not the limit)." if direct["intact"] == direct["streams"]
+               else " (the client side itself falls short: the gateway figure is a bound)."))
 
 
 def _profile_lines(f: Figures) -> list[str]:

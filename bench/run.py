@@ -257,30 +257,50 @@ def gateway_profile(mock: Mock, plan: Plan, log_dir: Path) -> Result:
     return {"route": route.label, "load_while_profiling": _load(load), **asdict(found)}
 
 
-def open_streams(plan: Plan, log_dir: Path) -> Result:
-    """Many streams held open at once through one worker against a slow upstream."""
-    slow_port = free_port()
-    slow = start("slow-upstream", [str(BENCH_PYTHON), "-m", "bench.slow_upstream",
-                                   str(slow_port), str(plan.open_streams),
-                                   str(plan.open_hold_s), str(plan.open_wait_s)],
+def _slow_upstream(plan: Plan, log_dir: Path, name: str) -> tuple[Proc, str]:
+    port = free_port()
+    proc = start(name, [str(BENCH_PYTHON), "-m", "bench.slow_upstream", str(port),
+                        str(plan.open_streams), str(plan.open_hold_s), str(plan.open_wait_s)],
                  core=LOAD_CORE, env=base_env(), log_dir=log_dir, cwd=ROOT)
-    upstream = f"http://127.0.0.1:{slow_port}"
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(proc, url + "/stats", body=None, headers={}, timeout=15)
+    return proc, url
+
+
+def _hold_streams(url: str, route: Route, plan: Plan, pid: int | None) -> Result:
+    result = many_open_streams(
+        url, route.payload(stream=True), {}, route.stream_format, count=plan.open_streams,
+        budget_s=plan.open_wait_s + plan.open_hold_s + 30,
+        sample_rss=(lambda: rss_mb(pid)) if pid else (lambda: 0.0))
+    return asdict(result)
+
+
+def open_streams(plan: Plan, log_dir: Path) -> Result:
+    """Many streams held open at once through one worker against a slow upstream.
+
+    The same check straight at a slow upstream first shows what the client side manages.
+    """
     route = GATEWAY.routes[0]
+    slow, upstream = _slow_upstream(plan, log_dir, "slow-upstream-direct")
+    try:
+        direct = _hold_streams(upstream + DIRECT.path, DIRECT, plan, None)
+        direct["upstream_max_open"] = httpx.get(upstream + "/stats", timeout=10).json()["max_open"]
+    finally:
+        slow.stop()
+    slow, upstream = _slow_upstream(plan, log_dir, "slow-upstream")
     # The upstream pool must hold every stream's connection at once (the default is 512).
     extra = {"CLIENT_MAX_CONNECTIONS": str(plan.open_streams + 500)}
     port = free_port()
     gateway = launch_gateway(upstream, port, log_dir, extra)
     try:
-        wait_ready(slow, upstream + "/stats", body=None, headers={}, timeout=15)
         wait_ready(gateway, f"http://127.0.0.1:{port}/health", body=None, headers={},
                    timeout=30)
         idle = rss_mb(gateway.pid)
-        result = many_open_streams(
-            _url(port, route), route.payload(stream=True), {}, route.stream_format,
-            count=plan.open_streams, budget_s=plan.open_wait_s + plan.open_hold_s + 30,
-            sample_rss=lambda: rss_mb(gateway.pid))
+        cpu_before = cpu_seconds(gateway.pid)
+        result = _hold_streams(_url(port, route), route, plan, gateway.pid)
         stats = httpx.get(upstream + "/stats", timeout=10).json()
-        return {**asdict(result), "upstream_max_open": stats["max_open"], "rss_idle_mb": idle,
+        return {**result, "upstream_max_open": stats["max_open"], "rss_idle_mb": idle,
+                "gateway_cpu_s": cpu_seconds(gateway.pid) - cpu_before, "direct": direct,
                 "client_max_connections": extra["CLIENT_MAX_CONNECTIONS"]}
     finally:
         gateway.stop()
