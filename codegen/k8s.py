@@ -7,12 +7,16 @@ from pathlib import Path
 from string import Template
 
 from codegen.document import Document
-from codegen.setting_values import SettingSpec, parse_int
+from codegen.setting_values import SettingSpec, parse_duration, parse_int
 
 TEMPLATES = Path(__file__).with_name("templates")
 APP = "llm-gateway"
 PORT_ENV = "SERVER_PORT"  # the container port is this setting's default
 FALLBACK_PORT = 8080
+# Kubernetes must wait for the drain delay plus the grace period before it kills the pod.
+SHUTDOWN_ENVS = ("SHUTDOWN_DRAIN_DELAY", "SHUTDOWN_GRACE_PERIOD")
+FALLBACK_TERMINATION_GRACE = 30
+TERMINATION_MARGIN = 5
 
 
 def _substitute(name: str, **values: str) -> str:
@@ -33,6 +37,14 @@ def _port(document: Document) -> int:
     return FALLBACK_PORT
 
 
+def _termination_grace(document: Document) -> int:
+    shutdown = [parse_duration(spec.default) for spec in document.settings
+                if spec.env in SHUTDOWN_ENVS and spec.default is not None]
+    if not shutdown:
+        return FALLBACK_TERMINATION_GRACE
+    return max(FALLBACK_TERMINATION_GRACE, round(sum(shutdown)) + TERMINATION_MARGIN)
+
+
 def render_manifests(document: Document, notice: str) -> dict[str, str]:
     """The manifests by file name."""
     plain: list[str] = []
@@ -48,7 +60,8 @@ def render_manifests(document: Document, notice: str) -> dict[str, str]:
         "configmap.yaml": _substitute("configmap", notice=notice, entries="\n".join(plain)),
         "secret.yaml": _substitute("secret", notice=notice, entries="\n".join(secret)),
         "deployment.yaml": _substitute(
-            "deployment", notice=notice, port=port, version=document.version
+            "deployment", notice=notice, port=port, version=document.version,
+            termination_grace=str(_termination_grace(document)),
         ),
         "service.yaml": _substitute("service", notice=notice, port=port),
     }

@@ -24,8 +24,9 @@ from gateway.lifecycle import LIFECYCLE, Lifecycle, readiness
 from gateway.middleware.body_limit import BodyLimitMiddleware
 from gateway.middleware.client_timeouts import ClientTimeoutsMiddleware
 from gateway.middleware.concurrency import ConcurrencyLimitMiddleware
+from gateway.middleware.error_shapes import error_response_for
 from gateway.providers import resolve_all
-from gateway.responses import JSONResponse, error_response
+from gateway.responses import error_response
 from gateway.routes import anthropic, cache, health, llms, openai, status
 from gateway.routing.startup import routing_config, start_router
 from gateway.state import GatewayState
@@ -76,14 +77,14 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse({"error": exc.detail, "code": code}, status_code=exc.status_code,
-                        headers=exc.headers)
+    error = GatewayError(exc.detail, code=code, status=exc.status_code)
+    return error_response_for(request.url.path, error, headers=exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # Only the type is logged: messages of unexpected errors may carry upstream data.
     log.error("unhandled error while serving %s: %s", request.url.path, type(exc).__name__)
-    return JSONResponse({"error": "internal error", "code": "internal_error"}, status_code=500)
+    return error_response_for(request.url.path, GatewayError("internal error"))
 
 
 def auth_config(settings: Settings) -> AuthConfig:

@@ -25,6 +25,7 @@ from gateway.auth.errors import (
 )
 from gateway.auth.jwks import KeyStore
 from gateway.auth.tokens import TokenVerifier
+from gateway.middleware.error_shapes import error_body_for
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class AuthMiddleware:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": _POLICY_VIOLATION})
             return
-        body = json.dumps(failure.payload()).encode()
+        body = json.dumps(error_body_for(scope["path"], failure)).encode()
         headers = [(b"content-type", b"application/json"),
                    (b"content-length", str(len(body)).encode()),
                    (b"cache-control", b"no-store")]

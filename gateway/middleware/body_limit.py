@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import PayloadTooLarge
-from gateway.responses import error_response
+from gateway.middleware.error_shapes import error_response_for
 
 
 class BodyLimitMiddleware:
@@ -58,7 +58,7 @@ class BodyLimitMiddleware:
                 await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(PayloadTooLarge(
+        response = error_response_for(scope["path"], PayloadTooLarge(
             f"the request body is larger than the limit of {self.max_bytes} bytes"))
         response.headers["connection"] = "close"
         await response(scope, receive, send)

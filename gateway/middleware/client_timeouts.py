@@ -14,7 +14,7 @@ import asyncio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import GatewayError
-from gateway.responses import error_response
+from gateway.middleware.error_shapes import error_response_for
 
 
 class RequestTimeout(GatewayError):
@@ -75,7 +75,7 @@ class ClientTimeoutsMiddleware:
             return  # the server closes a connection whose response did not complete
         except _SlowClient:
             if not started:
-                response = error_response(RequestTimeout(
+                response = error_response_for(scope["path"], RequestTimeout(
                     f"the request body did not arrive within {self.read_timeout:g}s"))
                 response.headers["connection"] = "close"
                 await response(scope, receive, send)

@@ -118,13 +118,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer = None
         if self.transport.is_closing() or not self._in_head:
             return
-        if self.cycle is not None and not self.cycle.response_complete:
-            # A pipelined head trickles in while the previous answer is still being written:
-            # that answer finishes, then the connection closes, and the slow request never runs.
-            self._refused = True
-            self.cycle.keep_alive = False
-            return
-        if not self._head_begun:
+        if not self._head_begun and not self._answering():
             # Nothing of a request yet: an idle connection, closed without an answer.
             self._refused = True
             self.transport.close()
@@ -138,12 +132,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_head_timer()
         if self.transport.is_closing():
             return
+        if self._answering():
+            # A pipelined head went wrong while an earlier answer is still being written: that
+            # answer finishes, then the connection closes, and the refused request never runs.
+            self.cycle.keep_alive = False
+            return
         body = orjson.dumps({"error": message, "code": code})
         head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
         head += b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
         head += b"connection: close\r\n\r\n"
         self.transport.write(head + body)
         self.transport.close()
+
+    def _answering(self) -> bool:
+        """Whether the answer to an earlier request on this connection is still going out."""
+        return self.cycle is not None and not self.cycle.response_complete
 
 
 def guarded_protocol(max_head_bytes: int, head_timeout: float) -> type[GuardedHttpToolsProtocol]:

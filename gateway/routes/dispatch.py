@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from starlette.requests import Request
 
 from gateway import ir
@@ -48,6 +50,7 @@ async def stream(request: Request, chat: ir.ChatRequest, *, requested_model: str
 
 def headers(routed: Routed) -> dict[str, str]:
     """Response headers saying who served the answer and whether it came from the cache."""
+    # Model ids come from callers: percent-encode them so any name fits in a header.
     return {"x-cache": "HIT" if routed.cache_hit else "MISS",
             "x-gateway-provider": routed.provider_id,
-            "x-gateway-model": routed.model}
+            "x-gateway-model": quote(routed.model, safe="/@:.-_~+")}

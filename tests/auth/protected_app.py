@@ -53,8 +53,8 @@ def build_app(config: AuthConfig) -> Any:
         yield
         await http.aclose()
 
-    app = Starlette(routes=[Route("/health", _health), Route("/v1/whoami", _whoami),
-                            Route("/v1/stream", _stream)], lifespan=lifespan)
+    app = Starlette(routes=[Route("/health", _health), Route("/whoami", _whoami),
+                            Route("/stream", _stream)], lifespan=lifespan)
     return AuthMiddleware(app, config=config, http=http)
 
 
@@ -68,7 +68,7 @@ class Gateway:
     def whoami(self, token: str | None, scheme: str = "Bearer") -> httpx.Response:
         """GET the protected echo endpoint with `token` (None: no Authorization header)."""
         headers = {} if token is None else {"Authorization": f"{scheme} {token}"}
-        return self.http.get(f"{self.url}/v1/whoami", headers=headers)
+        return self.http.get(f"{self.url}/whoami", headers=headers)
 
 
 @contextlib.contextmanager

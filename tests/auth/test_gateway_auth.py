@@ -56,3 +56,27 @@ def test_protected_endpoints_refuse_without_a_token(gateway: RunningServer,
 
 def test_health_needs_no_token(gateway: RunningServer) -> None:
     assert httpx.get(f"{gateway.url}/health").status_code == 200
+
+
+def test_the_sdks_see_auth_failures_in_their_own_shape(gateway: RunningServer,
+                                                      idp: IdentityProvider) -> None:
+    import anthropic
+    import openai
+
+    with pytest.raises(openai.AuthenticationError) as oa:
+        openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="not-a-jwt", max_retries=0
+                      ).chat.completions.create(model="openai/gpt-4o-mini",
+                                                messages=[{"role": "user", "content": "x"}])
+    assert oa.value.status_code == 401
+    assert isinstance(oa.value.body, dict) and oa.value.body["message"]
+    client = anthropic.Anthropic(base_url=gateway.url, api_key="x", max_retries=0,
+                                 default_headers={"Authorization": "Bearer not-a-jwt"})
+    with pytest.raises(anthropic.AuthenticationError) as an:
+        client.messages.create(model="anthropic/claude-sonnet-4-20250514", max_tokens=5,
+                               messages=[{"role": "user", "content": "x"}])
+    assert an.value.status_code == 401
+    # With a real token, the OpenAI SDK (which sends its key as a bearer token) gets through.
+    ok = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=idp.token(), max_retries=0
+                       ).chat.completions.create(model="openai/gpt-4o-mini",
+                                                 messages=[{"role": "user", "content": "x"}])
+    assert ok.choices[0].message.content

@@ -84,7 +84,7 @@ def test_other_scheme_is_treated_as_no_token(gateway: Gateway) -> None:
 
 def test_two_authorization_headers_refused(gateway: Gateway, idp: IdentityProvider) -> None:
     token = idp.token()
-    response = gateway.http.get(f"{gateway.url}/v1/whoami", headers=[
+    response = gateway.http.get(f"{gateway.url}/whoami", headers=[
         ("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {token}")])
     assert_invalid(response, "malformed authorization header", token)
 
@@ -97,7 +97,7 @@ def test_health_is_exempt(gateway: Gateway) -> None:
 
 def test_streamed_response_passes_through(gateway: Gateway, idp: IdentityProvider) -> None:
     headers = {"Authorization": f"Bearer {idp.token()}"}
-    with gateway.http.stream("GET", f"{gateway.url}/v1/stream", headers=headers) as response:
+    with gateway.http.stream("GET", f"{gateway.url}/stream", headers=headers) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         assert "content-length" not in response.headers

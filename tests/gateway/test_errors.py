@@ -241,3 +241,18 @@ def test_a_client_trickling_its_body_gets_408(simulators: dict[str, ProviderSimu
         assert b'"code":"request_timeout"' in reply
         assert time.monotonic() - started < 8
     assert simulators["openai"].requests == []
+
+
+def test_errors_before_the_route_use_the_client_apis_shape(gateway: RunningServer) -> None:
+    big = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 10_000}]}
+    r = httpx.post(f"{gateway.url}/v1/chat/completions", json=big, timeout=10)
+    assert r.status_code == 413
+    assert r.json()["error"]["type"] == "invalid_request_error"
+    assert r.json()["error"]["code"] == "payload_too_large"
+    r = httpx.post(f"{gateway.url}/v1/messages", json=big | {"max_tokens": 5}, timeout=10)
+    assert r.status_code == 413
+    assert r.json()["type"] == "error" and r.json()["error"]["type"] == "request_too_large"
+    r = httpx.get(f"{gateway.url}/v1/nowhere", timeout=10)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = httpx.get(f"{gateway.url}/v1/chat/completions", timeout=10)
+    assert r.status_code == 405 and "error" in r.json() and "message" in r.json()["error"]

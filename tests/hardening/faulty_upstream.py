@@ -3,8 +3,9 @@
 `mode` picks the answer to the next chat requests: an HTML page with status 200, a JSON body
 larger than the gateway's cap (with or without Content-Length), a stream that never ends, a
 stream that stalls after its first event, or answers that echo the caller's bearer token back
-(in an error's message, code and headers, in a 200 body, in a stream's error event). It counts the streams it started and the ones
-that ended, so a test can see the gateway let go of the connection.
+(in an error's message, code and headers, in a 200 body, in a stream's error event). It
+counts the streams it started and the ones that ended, so a test can see the gateway let go
+of the connection.
 """
 
 from __future__ import annotations

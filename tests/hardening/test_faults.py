@@ -59,6 +59,9 @@ def gateway(request: pytest.FixtureRequest, faulty_server: tuple[FaultyUpstream,
         "CLIENT_CONNECT_TIMEOUT": "1s",
         "CLIENT_READ_TIMEOUT": "1s",
         "MAX_UPSTREAM_RESPONSE_BYTES": str(CAP),
+        # One attempt per request and no cooldown: each request meets its fault.
+        "ROUTING_RETRIES": "0",
+        "COOLDOWN_BASE": "0s",
     }
     with run_gateway(env) as server:
         yield server
@@ -91,7 +94,7 @@ def _reset(faulty: FaultyUpstream, sims: dict[str, ProviderSimulator]) -> None:
 
 
 def _reset_stream(faulty: FaultyUpstream, sims: dict[str, ProviderSimulator]) -> None:
-    sims["anthropic"].reset_midstream(2, times=REPEAT)
+    sims["anthropic"].reset_midstream(5, times=REPEAT)  # after the first text event
 
 
 def _truncate(faulty: FaultyUpstream, sims: dict[str, ProviderSimulator]) -> None:

@@ -17,6 +17,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -77,7 +78,7 @@ schema = schemathesis.pytest.from_fixture("spec")
 @schema.parametrize()
 @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
-def test_every_operation_answers_as_specified(case: Case, gateway_url: str) -> None:
+def test_every_operation_answers_as_specified(case: Case[Any], gateway_url: str) -> None:
     case.call_and_validate(base_url=gateway_url, checks=CHECKS, timeout=30)
 
 

@@ -118,14 +118,19 @@ def test_a_silent_connection_is_closed(gateway_proc: GatewayProcess) -> None:
     assert time.monotonic() - started < HEAD_TIMEOUT + 3
 
 
-def test_keep_alive_requests_each_get_their_own_head_clock(
+def test_an_idle_keep_alive_connection_is_not_cut_by_the_head_clock(
         gateway_proc: GatewayProcess) -> None:
-    """A long-lived connection is not cut by the head timeout as long as heads arrive whole."""
-    with httpx.Client() as client:
-        for _ in range(3):
-            assert client.get(f"{gateway_proc.url}/health").status_code == 200
-            time.sleep(HEAD_TIMEOUT * 0.7)
-        assert client.get(f"{gateway_proc.url}/health").status_code == 200
+    """Between requests the idle timeout applies, not the head timeout."""
+    with _connect(gateway_proc) as sock:
+        for _ in range(2):
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            reply = b""
+            while not reply.endswith(b'{"message":"OK"}'):
+                chunk = sock.recv(4096)
+                assert chunk, f"the connection was closed: {reply!r}"
+                reply += chunk
+            assert reply.startswith(b"HTTP/1.1 200")
+            time.sleep(HEAD_TIMEOUT * 1.5)
 
 
 def test_conflicting_length_headers_are_refused(gateway_proc: GatewayProcess) -> None:
@@ -240,3 +245,13 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.01)
+
+
+def test_a_pipelined_head_that_stalls_gets_408_after_the_answer_before_it(
+        gateway_proc: GatewayProcess) -> None:
+    with _connect(gateway_proc) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n")
+        reply = _read_all(sock)
+    first, _, rest = reply.partition(b'{"message":"OK"}')
+    assert first.startswith(b"HTTP/1.1 200"), reply[:300]
+    assert rest.startswith(b"HTTP/1.1 408"), reply[:300]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ FD_SLACK = 8
 @pytest.mark.timeout(SECONDS + 120)
 def test_soak_keeps_memory_and_descriptors_flat_with_zero_errors(
         tmp_path: Path, simulators: dict[str, ProviderSimulator],
-        record_property: pytest.RecordProperty) -> None:
+        record_property: Callable[[str, object], None]) -> None:
     env = gateway_env(simulators) | {"ENABLE_TELEMETRY": "true"}
     models = [(case.provider, case.model) for case in CASES]
     with gateway_process(env, tmp_path) as gw:

@@ -25,8 +25,9 @@ from tests.simulators.base import ProviderSimulator
 from tests.simulators.fixtures import gateway_env
 
 # Timeouts short enough that a hung simulator costs a fraction of a second.
+# The cache is off by default; these tests turn it on (and off where they test that).
 FAST = {"CLIENT_READ_TIMEOUT": "0.6s", "CLIENT_CONNECT_TIMEOUT": "0.5s",
-        "ROUTING_BACKOFF_BASE": "10ms", "ROUTING_BACKOFF_MAX": "2s"}
+        "ROUTING_BACKOFF_BASE": "10ms", "ROUTING_BACKOFF_MAX": "2s", "CACHE_ENABLED": "true"}
 
 
 class FakeClock:

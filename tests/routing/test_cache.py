@@ -36,7 +36,7 @@ def echo() -> Iterator[EchoUpstream]:
 
 def echo_env(echo: EchoUpstream, routing_file: Any, **extra: str) -> dict[str, str]:
     return {"OPENAI_API_URL": echo.url, "OPENAI_API_KEY": "sk-echo",  # type: ignore[attr-defined]
-            "ROUTING_FILE": routing_file(ECHO_ROUTING), **extra}
+            "ROUTING_FILE": routing_file(ECHO_ROUTING), "CACHE_ENABLED": "true", **extra}
 
 
 def variant(rng: random.Random, n: int) -> ir.ChatRequest:
