@@ -16,11 +16,7 @@ from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator
-# The pure-Python backend: its messages are one line each and do not depend on whether the
-# optional Rust backend happens to be installed (schemathesis brings it in).
-os.environ.setdefault("OPENAPI_SPEC_VALIDATOR_SCHEMA_VALIDATOR_BACKEND", "jsonschema")
-
-from openapi_spec_validator import OpenAPIV31SpecValidator  # noqa: E402
+from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from codegen.document import (
     KEY_SETTING,
@@ -106,6 +102,9 @@ def _openapi_problems(doc: Mapping[str, Any], display: str) -> list[str]:
     if not isinstance(version, str) or not version.startswith("3.1."):
         return [_problem(display, "openapi", f"expected an OpenAPI 3.1 document, got {version!r}")]
     problems: list[str] = []
+    # The pure-Python backend: its messages are one line each and do not depend on whether
+    # the optional Rust backend happens to be installed (schemathesis brings it in).
+    os.environ.setdefault("OPENAPI_SPEC_VALIDATOR_SCHEMA_VALIDATOR_BACKEND", "jsonschema")
     try:
         errors = [(tuple(getattr(e, "absolute_path", ())), str(getattr(e, "message", e)))
                   for e in OpenAPIV31SpecValidator(doc).iter_errors()]
