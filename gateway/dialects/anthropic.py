@@ -7,12 +7,11 @@ for Anthropic SDK clients lives in `gateway.dialects.anthropic_front`.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, ClassVar
 
 import orjson
 
-from gateway.dialects.base import ErrorInfo, Frame, Framing, ModelInfo
+from gateway.dialects.base import ErrorInfo, Frame, Framing, ModelInfo, epoch_seconds, sampling
 from gateway.errors import InvalidRequest
 from gateway.ir import (
     ChatRequest,
@@ -174,12 +173,8 @@ def _build_body(request: ChatRequest) -> dict[str, Any]:
     system = "\n\n".join(m.text() for m in request.messages if m.role == "system" and m.text())
     if system:
         body["system"] = system
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
-    if request.stop:
-        body["stop_sequences"] = list(request.stop)
+    body.update(sampling(request, max_tokens=None, temperature="temperature", top_p="top_p",
+                         stop="stop_sequences"))
     if request.tools:
         body["tools"] = [_wire_tool(tool) for tool in request.tools]
         if request.tool_choice is not None:
@@ -223,16 +218,6 @@ def _parse_message(body: Any, model: str) -> ChatResponse:
     )
 
 
-def _epoch_seconds(stamp: Any) -> int | None:
-    """Seconds since the epoch for an RFC 3339 time, or None if it is not one."""
-    if not isinstance(stamp, str):
-        return None
-    try:
-        return int(datetime.fromisoformat(stamp).timestamp())
-    except ValueError:
-        return None
-
-
 def _parse_models(body: Any, provider: str) -> list[ModelInfo]:
     """The models in one page of `GET /v1/models`."""
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
@@ -242,7 +227,7 @@ def _parse_models(body: Any, provider: str) -> list[ModelInfo]:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
             raise ValueError("an Anthropic model entry has no id")
         info = ModelInfo(id=item["id"], object="model", owned_by=provider)
-        created = _epoch_seconds(item.get("created_at"))
+        created = epoch_seconds(item.get("created_at"))
         if created is not None:
             info["created"] = created
         if isinstance(item.get("display_name"), str):

@@ -9,6 +9,7 @@ live in `gateway.upstream`; framing (SSE, NDJSON) lives in `gateway.streaming`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Protocol, TypedDict
 
 from gateway.ir import ChatRequest, ChatResponse, StreamEvent
@@ -79,3 +80,34 @@ class Dialect(Protocol):
     def parse_error(self, status: int, body: Any) -> ErrorInfo:
         """The message and code in an error answer; `body` is parsed JSON or raw text."""
         ...
+
+
+def sampling(request: ChatRequest, *, max_tokens: str | None, temperature: str | None,
+             top_p: str | None, stop: str | None) -> dict[str, Any]:
+    """The request's sampling settings under one provider's field names.
+
+    A name of None means the provider has no such field; unset settings are left out.
+    """
+    fields: dict[str, Any] = {}
+    if max_tokens and request.max_tokens is not None:
+        fields[max_tokens] = request.max_tokens
+    if temperature and request.temperature is not None:
+        fields[temperature] = request.temperature
+    if top_p and request.top_p is not None:
+        fields[top_p] = request.top_p
+    if stop and request.stop:
+        fields[stop] = list(request.stop)
+    return fields
+
+
+def epoch_seconds(stamp: Any) -> int | None:
+    """Seconds since the epoch of an ISO 8601 / RFC 3339 time (UTC if it names no zone)."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from gateway.dialects.base import ErrorInfo, Frame, Framing, ModelInfo
+from gateway.dialects.base import ErrorInfo, Frame, Framing, ModelInfo, epoch_seconds, sampling
 from gateway.errors import InvalidRequest
 from gateway.ir import (
     ChatRequest,
@@ -341,17 +340,6 @@ class CloudflareStreamDecoder:
 # --- dialect ---------------------------------------------------------------------------------
 
 
-def _created(created_at: Any) -> int | None:
-    """Epoch seconds of Cloudflare's `2024-12-06 17:09:18.338` timestamps (UTC)."""
-    if not isinstance(created_at, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(created_at)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
 
 
 def _result(body: Any) -> dict[str, Any]:
@@ -395,12 +383,9 @@ class CloudflareDialect:
         body: dict[str, Any] = {"messages": _wire_messages(request.messages)}
         if request.stream:
             body["stream"] = True
-        if request.max_tokens is not None:
-            body["max_tokens"] = request.max_tokens
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        if request.top_p is not None:
-            body["top_p"] = request.top_p
+        # Cloudflare's model schemas have no stop sequences.
+        body.update(sampling(request, max_tokens="max_tokens", temperature="temperature",
+                             top_p="top_p", stop=None))
         tools = _wire_tools(request)
         if tools:
             body["tools"] = tools
@@ -447,7 +432,7 @@ class CloudflareDialect:
             if not isinstance(name, str) or not name:
                 continue
             info = ModelInfo(id=name, object="model", owned_by=provider)
-            created = _created(entry.get("created_at"))
+            created = epoch_seconds(entry.get("created_at"))
             if created is not None:
                 info["created"] = created
             models.append(info)

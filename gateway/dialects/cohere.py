@@ -12,7 +12,14 @@ import json
 import uuid
 from typing import Any, ClassVar
 
-from gateway.dialects.base import ErrorInfo, Frame, Framing, ModelInfo, StreamDecoder
+from gateway.dialects.base import (
+    ErrorInfo,
+    Frame,
+    Framing,
+    ModelInfo,
+    StreamDecoder,
+    sampling,
+)
 from gateway.errors import InvalidRequest
 from gateway.ir import (
     ChatRequest,
@@ -314,14 +321,10 @@ class CohereDialect:
             "stream": request.stream,
         }
         _apply_tools(body, request)
-        if request.max_tokens is not None:
-            body["max_tokens"] = request.max_tokens
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
+        body.update(sampling(request, max_tokens="max_tokens", temperature="temperature",
+                             top_p=None, stop="stop_sequences"))
         if request.top_p is not None:
             body["p"] = min(max(request.top_p, _P_RANGE[0]), _P_RANGE[1])
-        if request.stop:
-            body["stop_sequences"] = list(request.stop)
         fmt = _response_format(request.response_format)
         if fmt is not None:
             body["response_format"] = fmt

@@ -20,7 +20,14 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from gateway.dialects.base import ErrorInfo, Frame, Framing, ModelInfo, StreamDecoder
+from gateway.dialects.base import (
+    ErrorInfo,
+    Frame,
+    Framing,
+    ModelInfo,
+    StreamDecoder,
+    sampling,
+)
 from gateway.errors import InvalidRequest
 from gateway.ir import (
     ChatRequest,
@@ -195,15 +202,8 @@ def _contents(messages: list[Message]) -> list[dict[str, Any]]:
 
 def _generation_config(request: ChatRequest) -> dict[str, Any]:
     """Sampling limits and JSON mode."""
-    config: dict[str, Any] = {}
-    if request.max_tokens is not None:
-        config["maxOutputTokens"] = request.max_tokens
-    if request.temperature is not None:
-        config["temperature"] = request.temperature
-    if request.top_p is not None:
-        config["topP"] = request.top_p
-    if request.stop:
-        config["stopSequences"] = list(request.stop)
+    config = sampling(request, max_tokens="maxOutputTokens", temperature="temperature",
+                      top_p="topP", stop="stopSequences")
     fmt = request.response_format or {}
     if fmt.get("type") in ("json_object", "json_schema"):
         config["responseMimeType"] = "application/json"

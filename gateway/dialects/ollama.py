@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from gateway.dialects.base import ErrorInfo, Frame, Framing, ModelInfo
+from gateway.dialects.base import ErrorInfo, Frame, Framing, ModelInfo, epoch_seconds, sampling
 from gateway.errors import InvalidRequest
 from gateway.ir import (
     ChatRequest,
@@ -165,16 +164,8 @@ def _wire_tools(request: ChatRequest) -> list[dict[str, Any]]:
 
 def _options(request: ChatRequest) -> dict[str, Any]:
     """Sampling settings, which Ollama takes inside `options`."""
-    options: dict[str, Any] = {}
-    if request.temperature is not None:
-        options["temperature"] = request.temperature
-    if request.top_p is not None:
-        options["top_p"] = request.top_p
-    if request.max_tokens is not None:
-        options["num_predict"] = request.max_tokens
-    if request.stop:
-        options["stop"] = list(request.stop)
-    return options
+    return sampling(request, max_tokens="num_predict", temperature="temperature",
+                    top_p="top_p", stop="stop")
 
 
 def _format(response_format: dict[str, Any] | None) -> str | dict[str, Any] | None:
@@ -280,17 +271,6 @@ class OllamaStreamDecoder:
 # --- dialect ---------------------------------------------------------------------------------
 
 
-def _created(modified_at: Any) -> int | None:
-    """Epoch seconds of an ISO 8601 timestamp (Ollama writes nanoseconds and an offset)."""
-    if not isinstance(modified_at, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(modified_at)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
 
 
 class OllamaDialect:
@@ -366,7 +346,7 @@ class OllamaDialect:
             if not isinstance(model_id, str) or not model_id:
                 continue
             info = ModelInfo(id=model_id, object="model", owned_by=provider)
-            created = _created(entry.get("modified_at"))
+            created = epoch_seconds(entry.get("modified_at"))
             if created is not None:
                 info["created"] = created
             models.append(info)

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from gateway.dialects.base import ErrorInfo, Frame, Framing, ModelInfo
+from gateway.dialects.base import ErrorInfo, Frame, Framing, ModelInfo, sampling
 from gateway.ir import (
     ChatRequest,
     ChatResponse,
@@ -301,15 +301,9 @@ class OpenAIDialect:
             "model": request.model,
             "messages": [_wire_message(m) for m in request.messages],
         }
-        if request.max_tokens is not None:
-            # `max_tokens` is deprecated by OpenAI and refused by its reasoning models.
-            body["max_completion_tokens"] = request.max_tokens
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        if request.top_p is not None:
-            body["top_p"] = request.top_p
-        if request.stop:
-            body["stop"] = list(request.stop)
+        # `max_tokens` is deprecated by OpenAI and refused by its reasoning models.
+        body.update(sampling(request, max_tokens="max_completion_tokens",
+                             temperature="temperature", top_p="top_p", stop="stop"))
         if request.tools:
             body["tools"] = [_wire_tool(t) for t in request.tools]
         if request.tool_choice is not None:
