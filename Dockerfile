@@ -11,7 +11,7 @@ FROM python:3.11-slim
 RUN useradd --system --uid 10001 --no-create-home gateway
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
-COPY openapi.yaml ./
+COPY openapi.yaml routing.yaml ./
 COPY gateway ./gateway
 COPY generated ./generated
 ENV PATH="/opt/venv/bin:$PATH" PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 SERVER_PORT=8080
