@@ -52,7 +52,8 @@ soak: $(STAMP)
 
 # The routing tests start their own redis-server (ephemeral port, no persistence).
 redis-server:
-	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+	@command -v redis-server >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server)
 
 ## lock: re-resolve pinned dependencies (with hashes) after editing pyproject.toml
 lock: $(STAMP)
