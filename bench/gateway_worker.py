@@ -12,7 +12,7 @@ import logging
 import socket
 import sys
 
-from gateway.__main__ import server_config
+from gateway.__main__ import raise_open_file_limit, server_config
 from gateway.app import secrets_of
 from gateway.lifecycle import GatewayServer
 from gateway.telemetry import configure_logging
@@ -23,8 +23,10 @@ def main() -> int:
     """Serve one worker on SERVER_HOST:SERVER_PORT, sharing the port with its siblings."""
     settings = Settings.from_env()
     config = server_config(settings)
+    raise_open_file_limit()
     configure_logging(settings.log_level, secrets_of(settings))
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for name in ("httpx", "aiohttp"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

@@ -21,6 +21,8 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("garbage collector", ("gc_collect", "gcmodule")),
     ("httpx + httpcore (with anyio, sniffio)", ("httpx/", "httpcore/", "anyio/", "sniffio/",
                                                 "h11/")),
+    ("aiohttp client (with yarl, multidict)", ("aiohttp/", "yarl/", "multidict/",
+                                               "propcache/", "aiohappyeyeballs/")),
     ("middleware (gateway's and Starlette's)", ("gateway/middleware/", "gateway/telemetry/",
                                                 "starlette/middleware/",
                                                 "starlette/_exception_handler")),

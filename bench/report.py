@@ -256,7 +256,7 @@ def _direct_note(opened: dict[str, Any]) -> str:
 
 def _profile_lines(f: Figures) -> list[str]:
     prof = f.r.get("profile") or {}
-    lines = ["## Where the gateway's CPU goes (py-spy, before optimisation)", ""]
+    lines = ["## Where the gateway's CPU goes (py-spy)", ""]
     if not prof.get("samples"):
         return [*lines, f"Not profiled: {prof.get('error') or prof.get('reason') or '?'}", ""]
     total = prof["samples"]

@@ -52,6 +52,24 @@ def server_config(settings: Settings) -> uvicorn.Config:
     )
 
 
+def raise_open_file_limit() -> None:
+    """Raise the soft limit on open files to the hard one.
+
+    Every open stream holds two sockets (the client's and the provider's); the usual soft
+    limit of 1024 would cap a worker at a few hundred open streams.
+    """
+    try:
+        import resource
+    except ImportError:  # not on this platform: nothing to raise
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):  # some systems refuse RLIM_INFINITY here
+            pass
+
+
 def main() -> int:
     """Load settings, start serving, and turn configuration errors into one clear line."""
     try:
@@ -60,8 +78,10 @@ def main() -> int:
     except (SettingsError, ValueError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    raise_open_file_limit()
     configure_logging(settings.log_level, secrets_of(settings))
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines carry full URLs
+    for name in ("httpx", "aiohttp"):  # their lines may carry full URLs
+        logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("gateway").info("listening on %s:%s", settings.server_host,
                                       settings.server_port)
     GatewayServer(config, drain_delay=settings.shutdown_drain_delay).run()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 from starlette.applications import Starlette
@@ -18,20 +18,18 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from gateway.auth import AuthConfig, AuthMiddleware
+from gateway.auth.config import AuthConfig
 from gateway.errors import GatewayError
 from gateway.lifecycle import LIFECYCLE, Lifecycle, readiness
-from gateway.middleware.body_limit import BodyLimitMiddleware
-from gateway.middleware.client_timeouts import ClientTimeoutsMiddleware
-from gateway.middleware.concurrency import ConcurrencyLimitMiddleware
 from gateway.middleware.error_shapes import error_response_for
+from gateway.middleware.guard import RequestGuardMiddleware
 from gateway.providers import resolve_all
 from gateway.responses import error_response
 from gateway.routes import anthropic, cache, health, llms, openai, status
 from gateway.routing.startup import routing_config, start_router
 from gateway.state import GatewayState
 from gateway.telemetry import TelemetryConfig, TelemetryMiddleware, create_telemetry
-from gateway.upstream import Upstream
+from gateway.upstream import Upstream, open_session
 from generated.settings import Settings
 
 log = logging.getLogger("gateway")
@@ -39,9 +37,9 @@ log = logging.getLogger("gateway")
 
 @dataclass(frozen=True, slots=True)
 class AppHooks:
-    """What tests may swap: the upstream transport and the telemetry exporters."""
+    """What tests may swap: the upstream connector and the telemetry exporters."""
 
-    transport: httpx.AsyncBaseTransport | None = None
+    connector: aiohttp.BaseConnector | None = None
     span_exporter: SpanExporter | None = None
     metric_readers: tuple[MetricReader, ...] = ()
 
@@ -56,17 +54,15 @@ def secrets_of(settings: Settings) -> tuple[str, ...]:
     return tuple(values)
 
 
-def http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None = None
-                ) -> httpx.AsyncClient:
-    """The one upstream client: pooled connections and the configured timeouts."""
-    timeout = httpx.Timeout(connect=settings.client_connect_timeout,
-                            read=settings.client_read_timeout,
-                            write=settings.client_read_timeout,
-                            pool=settings.client_connect_timeout)
-    limits = httpx.Limits(max_connections=settings.client_max_connections,
-                          max_keepalive_connections=settings.client_max_connections)
-    return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport,
-                             follow_redirects=False)
+def http_client(settings: Settings, connector: aiohttp.BaseConnector | None = None
+                ) -> aiohttp.ClientSession:
+    """The one upstream client: pooled connections and the configured timeouts.
+
+    Call it with an event loop running (in the lifespan): the session belongs to that loop.
+    """
+    return open_session(max_connections=settings.client_max_connections,
+                        connect_timeout=settings.client_connect_timeout,
+                        read_timeout=settings.client_read_timeout, connector=connector)
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
@@ -102,6 +98,22 @@ def auth_config(settings: Settings) -> AuthConfig:
     )
 
 
+def auth_middleware(app: ASGIApp, settings: Settings,
+                    closers: list[Callable[[], Awaitable[None]]]) -> ASGIApp:
+    """`app` behind OIDC authentication; what must be closed at shutdown goes to `closers`.
+
+    Imported only when auth is on: the JWT libraries and httpx cost megabytes per worker.
+    """
+    import httpx
+
+    from gateway.auth.middleware import AuthMiddleware
+
+    # The identity provider gets its own client: it must never share provider credentials.
+    http = httpx.AsyncClient(timeout=settings.client_connect_timeout, follow_redirects=False)
+    closers.append(http.aclose)
+    return AuthMiddleware(app, config=auth_config(settings), http=http)
+
+
 def create_app(settings: Settings, *, hooks: AppHooks | None = None) -> ASGIApp:
     """Build the gateway for `settings`."""
     hooks = hooks or AppHooks()
@@ -113,15 +125,16 @@ def create_app(settings: Settings, *, hooks: AppHooks | None = None) -> ASGIApp:
         metric_readers=hooks.metric_readers))
     routing = routing_config(settings)  # a bad routing file fails here, at start-up
     state = GatewayState(settings=settings, providers=resolve_all(settings), telemetry=telemetry)
-    # The identity provider gets its own client: it must never share provider credentials.
-    auth_http = httpx.AsyncClient(timeout=settings.client_connect_timeout, follow_redirects=False)
+    closers: list[Callable[[], Awaitable[None]]] = []
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Lifecycle]]:
         lifecycle = Lifecycle()
-        async with http_client(settings, hooks.transport) as client:
-            state.upstream = Upstream(client,
-                                      max_response_bytes=settings.max_upstream_response_bytes)
+        async with http_client(settings, hooks.connector) as session:
+            state.upstream = Upstream(
+                session, max_response_bytes=settings.max_upstream_response_bytes,
+                first_byte_timeout=settings.client_first_byte_timeout,
+                stream_idle_timeout=settings.client_stream_idle_timeout)
             state.router = await start_router(settings, state.providers, state.upstream,
                                               telemetry, config=routing)
             lifecycle.start()
@@ -131,7 +144,8 @@ def create_app(settings: Settings, *, hooks: AppHooks | None = None) -> ASGIApp:
             finally:
                 lifecycle.drain()
                 await state.router.aclose()
-                await auth_http.aclose()
+                for close in closers:
+                    await close()
                 telemetry.shutdown()
 
     routes: list[BaseRoute] = [
@@ -149,12 +163,13 @@ def create_app(settings: Settings, *, hooks: AppHooks | None = None) -> ASGIApp:
         *telemetry.metrics_routes(),
     ]
     middleware = [
-        # First, so a client over its limit is refused before anything else is spent on it.
-        Middleware(ConcurrencyLimitMiddleware, limit=settings.max_concurrent_requests_per_client,
-                   exempt_paths=("/health", "/ready", settings.telemetry_metrics_path)),
-        Middleware(ClientTimeoutsMiddleware, read_timeout=settings.server_read_timeout,
+        # First, so a client over its in-flight limit is refused before anything else is
+        # spent on it; then the client's read and write timeouts and the body limit.
+        Middleware(RequestGuardMiddleware, limit=settings.max_concurrent_requests_per_client,
+                   exempt_paths=("/health", "/ready", settings.telemetry_metrics_path),
+                   max_bytes=settings.max_request_body_bytes,
+                   read_timeout=settings.server_read_timeout,
                    write_timeout=settings.server_write_timeout),
-        Middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes),
     ]
     app = Starlette(
         routes=routes,
@@ -169,7 +184,7 @@ def create_app(settings: Settings, *, hooks: AppHooks | None = None) -> ASGIApp:
     app.state.gateway = state
     outer: ASGIApp = app
     if settings.enable_auth:
-        outer = AuthMiddleware(app, config=auth_config(settings), http=auth_http)
+        outer = auth_middleware(app, settings, closers)
     # Outside Starlette's own error middleware, so even a 500 carries X-Request-ID, and
     # outside auth, so refused requests are logged and traced too.
     return TelemetryMiddleware(outer, telemetry=telemetry)

@@ -10,15 +10,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
 
-import httpx
-
 from gateway import ir
 from gateway.dialects.base import StreamDecoder
 from gateway.errors import GatewayError, UpstreamError
 from gateway.providers import Provider
 from gateway.streaming import NDJSONParser, SSEParser
 from gateway.telemetry import Attempt, NoopTelemetry, Telemetry
-from gateway.upstream import Upstream, iter_bytes
+from gateway.upstream import Upstream, UpstreamStream
 
 AnyTelemetry = Telemetry | NoopTelemetry
 READ_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError)
@@ -84,7 +82,7 @@ async def open_stream(upstream: Upstream, telemetry: AnyTelemetry, provider: Pro
     return _decode(provider, response, chat.model, attempt, stack)
 
 
-async def _decode(provider: Provider, response: httpx.Response, model: str, attempt: Attempt,
+async def _decode(provider: Provider, response: UpstreamStream, model: str, attempt: Attempt,
                   stack: ExitStack) -> AsyncIterator[ir.StreamEvent]:
     parser = SSEParser() if provider.dialect.framing == "sse" else NDJSONParser()
     decoder = provider.dialect.stream_decoder(model=model)
@@ -112,11 +110,11 @@ async def _decode(provider: Provider, response: httpx.Response, model: str, atte
         stack.close()
 
 
-async def _events(provider: Provider, response: httpx.Response, parser: SSEParser | NDJSONParser,
+async def _events(provider: Provider, response: UpstreamStream, parser: SSEParser | NDJSONParser,
                   dec: StreamDecoder) -> AsyncIterator[list[ir.StreamEvent]]:
     """Batches of events, one batch per upstream chunk; read failures become a StreamError."""
     try:
-        async for chunk in iter_bytes(response, provider):
+        async for chunk in response.chunks():
             batch = [event for frame in parser.feed(chunk) for event in dec.feed(frame)]
             if batch:
                 yield batch

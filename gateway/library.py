@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-import httpx
+import aiohttp
 
 from gateway import ir
 from gateway.app import http_client
@@ -58,9 +58,9 @@ def to_messages(messages: MessagesLike) -> list[ir.Message]:
 
 @dataclass(slots=True)
 class Hooks:
-    """What tests (or embedders) may swap: transport, clock, sleep, randomness, state."""
+    """What tests (or embedders) may swap: connector, clock, sleep, randomness, state."""
 
-    transport: httpx.AsyncBaseTransport | None = None
+    connector: aiohttp.BaseConnector | None = None
     clock: Callable[[], float] | None = None
     sleep: Sleep | None = None
     rng: random.Random | None = None
@@ -111,7 +111,7 @@ class Gateway:
     def __init__(self, settings: Settings, *, hooks: Hooks | None = None) -> None:
         self.settings = settings
         self._hooks = hooks or Hooks()
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self._router: Router | None = None
 
     @classmethod
@@ -134,7 +134,7 @@ class Gateway:
 
     async def __aenter__(self) -> Gateway:
         hooks = self._hooks
-        self._client = http_client(self.settings, hooks.transport)
+        self._client = http_client(self.settings, hooks.connector)
         extra: dict[str, Any] = {k: v for k, v in (
             ("clock", hooks.clock), ("sleep", hooks.sleep), ("rng", hooks.rng),
             ("backend", hooks.backend), ("config", hooks.config)) if v is not None}
@@ -142,7 +142,7 @@ class Gateway:
             self._router = await start_router(self.settings, resolve_all(self.settings),
                                               Upstream(self._client), NoopTelemetry(), **extra)
         except BaseException:
-            await self._client.aclose()
+            await self._client.close()
             raise
         return self
 
@@ -154,7 +154,7 @@ class Gateway:
         finally:
             self._router = None
             if self._client is not None:
-                await self._client.aclose()
+                await self._client.close()
 
     async def providers_for(self, model: str) -> list[str]:
         """The providers that would serve `model` now, in the order they would be tried."""

@@ -17,8 +17,10 @@ server through the ASGI lifespan state, the one channel uvicorn and the app shar
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
+import socket
 import time
 from types import FrameType
 
@@ -74,6 +76,24 @@ async def readiness(request: Request) -> Response:
     return JSONResponse(body, status_code=503)
 
 
+# Young-generation collections run every this many allocations (CPython's default is 700):
+# a request allocates a few thousand objects, nearly all freed by reference counting.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def settle_memory() -> None:
+    """Move everything start-up built out of the collector's sight, and collect less often.
+
+    Modules, settings, the router and the pools live as long as the process: with
+    `gc.freeze()` no later collection walks them again, which also keeps their pages shared
+    between forked workers.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 class GatewayServer(uvicorn.Server):
     """uvicorn's server with a readiness drain before its shutdown, exiting 0 on SIGTERM."""
 
@@ -82,6 +102,11 @@ class GatewayServer(uvicorn.Server):
         self.drain_delay = drain_delay
         self._drain_until: float | None = None
         self._drain_logged = False
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's start-up (the app's lifespan included), then `settle_memory`."""
+        await super().startup(sockets)
+        settle_memory()
 
     def lifecycle(self) -> Lifecycle | None:
         """The app's `Lifecycle`, once the lifespan has started."""

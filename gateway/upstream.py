@@ -1,28 +1,37 @@
 """Calling providers: the shared HTTP client, URL building, and upstream error mapping.
 
-This module is the single boundary where httpx's exceptions and providers' error answers
-become gateway errors (`gateway.errors`). Nothing above it sees httpx exceptions.
+This module is the single boundary where the HTTP client's (aiohttp's) exceptions and
+providers' error answers become gateway errors (`gateway.errors`). Nothing above it sees
+aiohttp exceptions or responses.
 
 It also holds the line against hostile or broken upstreams: an answer is read up to
 `max_response_bytes` and no further (streams too, so an endless stream ends), a 2xx answer
-must have a content type the gateway can read, and only allow-listed headers given by the
-layers above (trace context) are sent along with the provider's own auth and extra headers.
-Providers sometimes echo the key they were sent (in an error message, a code, a stream
-event), so every body read here has the provider's key replaced before anything parses it.
+must have a content type the gateway can read, redirects are never followed, and only
+allow-listed headers given by the layers above (trace context) are sent along with the
+provider's own auth and extra headers. Providers sometimes echo the key they were sent (in an
+error message, a code, a stream event), so every body read here has the provider's key
+replaced before anything parses it.
+
+aiohttp rather than httpx: on the request path httpx's own transport cost several times the
+CPU per request of everything else together (see docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-import httpx
+import aiohttp
+import certifi
 import orjson
+from yarl import URL
 
 from gateway.dialects.base import ErrorInfo, ModelInfo
 from gateway.errors import (
@@ -92,32 +101,39 @@ def scrub(provider: Provider, content: bytes) -> bytes:
     return content.replace(key.encode(), REDACTED) if key else content
 
 
-class ResponseTooLarge(httpx.HTTPError):
-    """Raised while reading an answer that passes the size cap."""
+# Everything the client raises for a failed exchange. TimeoutError is an OSError: the order
+# of the checks in `transport_failure` matters.
+CLIENT_FAILURES = (aiohttp.ClientError, OSError)
+# URLs built for (base URL, path, model): bounded, since model names come from callers.
+URL_CACHE_SIZE = 1024
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the answer is larger than {limit} bytes")
-        self.limit = limit
+
+def trust() -> ssl.SSLContext:
+    """The certificate authorities providers are checked against: SSL_CERT_FILE and
+    SSL_CERT_DIR when set, else certifi's bundle (as httpx, the client before, did)."""
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if cafile and os.path.isfile(cafile):
+        return ssl.create_default_context(cafile=cafile)
+    if capath and os.path.isdir(capath):
+        return ssl.create_default_context(capath=capath)
+    return ssl.create_default_context(cafile=certifi.where())
 
 
-class CappedStream(httpx.AsyncByteStream):
-    """An upstream body stream that raises `ResponseTooLarge` once `limit` bytes went by."""
+def open_session(*, max_connections: int, connect_timeout: float, read_timeout: float,
+                 connector: aiohttp.BaseConnector | None = None) -> aiohttp.ClientSession:
+    """The one upstream client: pooled keep-alive connections, no cookies, no proxies.
 
-    def __init__(self, inner: httpx.AsyncByteStream, limit: int) -> None:
-        self._inner = inner
-        self._limit = limit
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        seen = 0
-        async for chunk in self._inner:
-            seen += len(chunk)
-            if seen > self._limit:
-                raise ResponseTooLarge(self._limit)
-            yield chunk
-
-    async def aclose(self) -> None:
-        """Close the inner stream, which drops a connection whose answer was not read to the end."""
-        await self._inner.aclose()
+    `connect_timeout` bounds both the wait for a pooled connection and a new connection's
+    set-up; `read_timeout` bounds every single read, so a long, healthy stream is never cut.
+    """
+    if connector is None:
+        connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ssl=trust(),
+                                         ttl_dns_cache=60)
+    timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout,
+                                    sock_connect=connect_timeout, sock_read=read_timeout)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                 cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True,
+                                 trust_env=False)
 
 
 def encode_model(model: str, *, greedy: bool) -> str:
@@ -148,7 +164,7 @@ def endpoint_url(provider: Provider, endpoint: Endpoint, model: str | None = Non
     return provider.base_url + path
 
 
-def _retry_after(headers: httpx.Headers, info: ErrorInfo) -> float | None:
+def _retry_after(headers: Mapping[str, str], info: ErrorInfo) -> float | None:
     """Seconds to wait, from Retry-After (seconds or HTTP date) or the body's own hint."""
     value = headers.get("retry-after")
     if value:
@@ -169,7 +185,7 @@ def _decode(content: bytes) -> Any:
         return content.decode("utf-8", "replace")
 
 
-def upstream_failure(provider: Provider, status: int, headers: httpx.Headers,
+def upstream_failure(provider: Provider, status: int, headers: Mapping[str, str],
                      content: bytes) -> UpstreamError:
     """The gateway error for a provider's non-2xx answer, keeping its status and message."""
     try:
@@ -197,49 +213,146 @@ def too_large(provider: Provider, limit: int) -> UpstreamError:
                          provider=provider.id, code="upstream_response_too_large")
 
 
-def media_type(headers: httpx.Headers) -> str:
+def media_type(headers: Mapping[str, str]) -> str:
     """The content type without parameters, lower-cased ('' when there is none)."""
     value: str = headers.get("content-type", "")
     return value.split(";", 1)[0].strip().lower()
 
 
-def unreadable_type(provider: Provider, response: httpx.Response,
+def unreadable_type(provider: Provider, response: aiohttp.ClientResponse,
                     accepted: frozenset[str]) -> UpstreamError | None:
     """An error when a 2xx answer's content type is none the gateway can read (an HTML page)."""
     kind = media_type(response.headers)
     if not kind or kind in accepted or kind.endswith("+json"):
         return None
-    return UpstreamError(f"{provider.id} answered {response.status_code} with {kind[:100]}, "
+    return UpstreamError(f"{provider.id} answered {response.status} with {kind[:100]}, "
                          "which the gateway cannot read", provider=provider.id,
-                         upstream_status=response.status_code, code="invalid_upstream_response")
+                         upstream_status=response.status, code="invalid_upstream_response")
 
 
-def transport_failure(provider: Provider, exc: httpx.HTTPError) -> UpstreamError:
-    """Map an httpx failure; its text is not used because it may contain the URL."""
-    if isinstance(exc, ResponseTooLarge):
-        return too_large(provider, exc.limit)
-    if isinstance(exc, httpx.TimeoutException):
+def transport_failure(provider: Provider, exc: BaseException) -> UpstreamError:
+    """Map a client failure; its text is not used because it may contain the URL."""
+    if isinstance(exc, TimeoutError):  # aiohttp's own timeouts are TimeoutErrors too
         return UpstreamTimeout(f"{provider.id} did not answer in time", provider=provider.id)
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, TLS
         return UpstreamUnavailable(f"{provider.id} could not be reached", provider=provider.id)
     return UpstreamUnavailable(f"the connection to {provider.id} failed: {type(exc).__name__}",
                                provider=provider.id)
 
 
+def _finish(response: aiohttp.ClientResponse) -> None:
+    """Let go of a response: its connection goes back to the pool only if it was read to the
+    end, and is closed otherwise (a half-read answer must not be reused)."""
+    if response.content.at_eof():
+        response.release()
+    else:
+        response.close()
+
+
+class UpstreamStream:
+    """A streamed answer that has started: its status and headers were fine.
+
+    Iterate `chunks()` once, then `aclose()` (always, however the iteration ended).
+    """
+
+    __slots__ = ("_first_deadline", "_idle", "_limit", "_provider", "_response")
+
+    def __init__(self, provider: Provider, response: aiohttp.ClientResponse, limit: int, *,
+                 first_deadline: float | None = None, idle: float | None = None) -> None:
+        self._provider = provider
+        self._response = response
+        self._limit = limit
+        # Time to first byte and the gap between chunks are limited apart, and nothing caps
+        # the whole: a long, healthy stream is never cut.
+        self._first_deadline = first_deadline
+        self._idle = idle
+
+    async def _arriving(self) -> AsyncIterator[bytes]:
+        """The raw chunks, each within its deadline (loop time), else UpstreamTimeout."""
+        loop = asyncio.get_running_loop()
+        pieces = self._response.content.iter_any().__aiter__()
+        deadline = self._first_deadline
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    chunk = await pieces.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                first = deadline == self._first_deadline
+                what = "its first byte" if first else "the next chunk of its stream"
+                raise UpstreamTimeout(f"{self._provider.id} did not send {what} in time",
+                                      provider=self._provider.id) from None
+            yield chunk
+            deadline = loop.time() + self._idle if self._idle is not None else None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The chunks as they arrive, the key replaced; past the cap or on a failure, raises
+        the mapped UpstreamError."""
+        provider = self._provider
+        redactor = KeyRedactor(provider.api_key)
+        seen = 0
+        try:
+            async for chunk in self._arriving():
+                seen += len(chunk)
+                if seen > self._limit:
+                    # What fits under the cap still goes out: a read can be far larger than
+                    # one event, and the events before the cap are the caller's.
+                    clean = redactor.feed(chunk[:len(chunk) - (seen - self._limit)])
+                    if clean:
+                        yield clean
+                    raise too_large(provider, self._limit)
+                clean = redactor.feed(chunk)
+                if clean:
+                    yield clean
+        except CLIENT_FAILURES as exc:
+            raise transport_failure(provider, exc) from None
+        tail = redactor.close()
+        if tail:
+            yield tail
+
+    async def aclose(self) -> None:
+        """Release the connection; one whose answer was not read to the end is closed."""
+        _finish(self._response)
+
+
 @dataclass(slots=True)
 class Upstream:
-    """Sends requests to providers through the one shared `httpx.AsyncClient`."""
+    """Sends requests to providers through the one shared `aiohttp.ClientSession`."""
 
-    client: httpx.AsyncClient
+    session: aiohttp.ClientSession
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    first_byte_timeout: float | None = None
+    stream_idle_timeout: float | None = None
+    _urls: dict[tuple[str, str, str | None], URL] = field(default_factory=dict, repr=False)
 
-    def _request(self, provider: Provider, endpoint: Endpoint, *, model: str | None,
-                 body: Any = None, query: Mapping[str, str] | None = None,
-                 headers: Mapping[str, str] | None = None) -> httpx.Request:
+    def _url(self, provider: Provider, endpoint: Endpoint, model: str | None,
+             query: Mapping[str, str] | None) -> URL:
+        """The request URL, encoded once here and never re-normalised by the client."""
+        key = (provider.base_url, endpoint.path, model)
+        url = self._urls.get(key) if not query else None
+        if url is not None:
+            return url
+        text = endpoint_url(provider, endpoint, model)
         params = {**endpoint.query, **(query or {}), **provider.auth_query}
+        if params:
+            text += "?" + urlencode(params)
+        url = URL(text, encoded=True)
+        if not query:
+            if len(self._urls) >= URL_CACHE_SIZE:
+                self._urls.clear()
+            self._urls[key] = url
+        return url
+
+    async def _send(self, provider: Provider, endpoint: Endpoint, *, model: str | None,
+                    body: Any, query: Mapping[str, str] | None,
+                    headers: Mapping[str, str] | None,
+                    stream: bool = False) -> aiohttp.ClientResponse:
+        """Send one request, its answer unread; an oversized declared length fails now."""
+        url = self._url(provider, endpoint, model, query)
         # The provider's own headers come last, so nothing forwarded can replace its auth.
-        all_headers = {name: value for name, value in (headers or {}).items()
-                       if name.lower() in FORWARDED_HEADERS}
+        all_headers = {name: value for name, value in headers.items()
+                       if name.lower() in FORWARDED_HEADERS} if headers else {}
         all_headers.update(provider.headers)
         content = None
         if body is not None:
@@ -249,87 +362,115 @@ class Upstream:
                 raise InvalidRequest("the request has a value that cannot be sent upstream, "
                                      "such as an integer beyond 64 bits", field="body") from None
             all_headers["content-type"] = "application/json"
-        return self.client.build_request(
-            endpoint.method, endpoint_url(provider, endpoint, model),
-            params=params or None, headers=all_headers, content=content)
-
-    async def _send(self, provider: Provider, request: httpx.Request) -> httpx.Response:
-        """Send `request` with its body unread and capped; oversized declared lengths fail now."""
+        if stream:
+            # Uncompressed, so the cap counts the bytes the stream parser will actually hold.
+            all_headers["accept-encoding"] = "identity"
         try:
-            response = await self.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
+            response = await self.session.request(endpoint.method, url, headers=all_headers,
+                                                  data=content, allow_redirects=False)
+        except CLIENT_FAILURES as exc:
             raise transport_failure(provider, exc) from None
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_response_bytes:
-            await response.aclose()
+        declared = response.content_length
+        if declared is not None and declared > self.max_response_bytes:
+            response.close()
             raise too_large(provider, self.max_response_bytes)
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = CappedStream(response.stream, self.max_response_bytes)
         return response
 
-    async def _read(self, provider: Provider, response: httpx.Response) -> bytes:
-        """The whole (decoded) body, capped like the wire bytes; the response is closed."""
-        chunks: list[bytes] = []
-        size = 0
+    async def _read(self, provider: Provider, response: aiohttp.ClientResponse) -> bytes:
+        """The whole (decoded) body, capped; the response is released or closed."""
+        limit = self.max_response_bytes
         try:
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > self.max_response_bytes:  # decompression can outgrow the wire bytes
-                    raise too_large(provider, self.max_response_bytes)
-                chunks.append(chunk)
-        except httpx.HTTPError as exc:
+            if response.content_length is not None and "content-encoding" not in response.headers:
+                content = await response.read()  # no longer than the length checked in _send
+            else:  # chunked, or compressed: decompression can outgrow the wire bytes
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.content.iter_any():
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_large(provider, limit)
+                    chunks.append(chunk)
+                content = b"".join(chunks)
+        except CLIENT_FAILURES as exc:
+            response.close()
             raise transport_failure(provider, exc) from None
-        finally:
-            await response.aclose()
-        return b"".join(chunks)
+        except BaseException:
+            response.close()
+            raise
+        _finish(response)
+        return content
 
     async def call_json(self, provider: Provider, endpoint: Endpoint, *, model: str | None = None,
                         body: Any = None, query: Mapping[str, str] | None = None,
                         headers: Mapping[str, str] | None = None) -> Any:
         """Send one request and return the parsed JSON answer, or raise an UpstreamError."""
-        request = self._request(provider, endpoint, model=model, body=body, query=query,
-                                headers=headers)
-        response = await self._send(provider, request)
-        if response.status_code < 400:
+        response = await self._send(provider, endpoint, model=model, body=body, query=query,
+                                    headers=headers)
+        status = response.status
+        if status < 400:
             wrong_type = unreadable_type(provider, response, JSON_TYPES)
             if wrong_type is not None:
-                await response.aclose()
+                response.close()
                 raise wrong_type
         content = await self._read(provider, response)
-        if response.status_code >= 400:
-            raise upstream_failure(provider, response.status_code, response.headers, content)
+        if status >= 400:
+            raise upstream_failure(provider, status, response.headers, content)
         try:
             return orjson.loads(scrub(provider, content))
         except orjson.JSONDecodeError:
             raise UpstreamError(f"{provider.id} answered with a body that is not JSON",
-                                provider=provider.id, upstream_status=response.status_code,
+                                provider=provider.id, upstream_status=status,
                                 code="invalid_upstream_response") from None
 
     async def open_stream(self, provider: Provider, endpoint: Endpoint, *, model: str,
                           body: Any, headers: Mapping[str, str] | None = None
-                          ) -> httpx.Response:
-        """Start a streamed request; the caller must `aclose()` the returned response.
+                          ) -> UpstreamStream:
+        """Start a streamed request; the caller must `aclose()` the returned stream.
 
         Errors before the first byte (connection, non-2xx status, a content type that is no
         stream) raise here, so a caller can still answer with a proper HTTP error status.
-        The body is capped at `max_response_bytes`: past it, reading raises, which
-        `iter_bytes` reports as upstream_response_too_large.
+        The body is capped at `max_response_bytes`: past it, reading raises
+        upstream_response_too_large.
         """
-        request = self._request(provider, endpoint, model=model, body=body, headers=headers)
-        # Uncompressed, so the cap counts the bytes the stream parser will actually hold.
-        request.headers["accept-encoding"] = "identity"
-        response = await self._send(provider, request)
-        if response.status_code >= 400:
+        first_deadline = None
+        if self.first_byte_timeout is not None:
+            first_deadline = asyncio.get_running_loop().time() + self.first_byte_timeout
+        try:
+            async with asyncio.timeout_at(first_deadline):
+                response = await self._send(provider, endpoint, model=model, body=body,
+                                            query=None, headers=headers, stream=True)
+        except TimeoutError:
+            raise UpstreamTimeout(f"{provider.id} did not start its answer in time",
+                                  provider=provider.id) from None
+        if response.status >= 400:
             try:
                 content = await self._read(provider, response)
             except UpstreamError:
                 content = b""
-            raise upstream_failure(provider, response.status_code, response.headers, content)
+            raise upstream_failure(provider, response.status, response.headers, content)
         wrong_type = unreadable_type(provider, response, STREAM_TYPES)
         if wrong_type is not None:
-            await response.aclose()
+            response.close()
             raise wrong_type
-        return response
+        return UpstreamStream(provider, response, self.max_response_bytes,
+                              first_deadline=first_deadline, idle=self.stream_idle_timeout)
+
+    async def probe_json(self, url: str, limit: float) -> Any:
+        """GET `url` (a local model server) within `limit` seconds: its JSON, or None on failure."""
+        try:
+            async with self.session.get(URL(url, encoded=True), allow_redirects=False,
+                                        timeout=aiohttp.ClientTimeout(total=limit)) as answer:
+                if answer.status != 200:
+                    return None
+                content = await answer.content.read(self.max_response_bytes + 1)
+        except (*CLIENT_FAILURES, ValueError):
+            return None
+        if len(content) > self.max_response_bytes:
+            return None
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            return None
 
     async def list_models(self, provider: Provider,
                           headers: Mapping[str, str] | None = None) -> list[ModelInfo]:
@@ -367,20 +508,3 @@ class Upstream:
             seen_cursors.add(str(cursor))
             query[paging.cursor_param] = str(cursor)
         return models
-
-
-async def iter_bytes(response: httpx.Response, provider: Provider) -> AsyncIterator[bytes]:
-    """The chunks of a streamed answer as they arrive, the key replaced, failures mapped."""
-    redactor = KeyRedactor(provider.api_key)
-    try:
-        async for chunk in response.aiter_bytes():
-            clean = redactor.feed(chunk)
-            if clean:
-                yield clean
-        tail = redactor.close()
-        if tail:
-            yield tail
-    except httpx.HTTPError as exc:
-        raise transport_failure(provider, exc) from None
-    except asyncio.CancelledError:
-        raise

@@ -462,6 +462,24 @@ SETTINGS: tuple[SettingSpec, ...] = (
         section="client",
     ),
     SettingSpec(
+        env="CLIENT_FIRST_BYTE_TIMEOUT",
+        field="client_first_byte_timeout",
+        type="duration",
+        default="60s",
+        secret=False,
+        description="How long a streamed answer may take to send its first byte (headers and first chunk); past it the next candidate is tried or the caller gets 504.",
+        section="client",
+    ),
+    SettingSpec(
+        env="CLIENT_STREAM_IDLE_TIMEOUT",
+        field="client_stream_idle_timeout",
+        type="duration",
+        default="30s",
+        secret=False,
+        description="The longest gap allowed between two chunks of a streamed answer; past it the stream ends with an error event. A long stream that keeps flowing is never cut.",
+        section="client",
+    ),
+    SettingSpec(
         env="CLIENT_LIST_TIMEOUT",
         field="client_list_timeout",
         type="duration",
@@ -851,6 +869,8 @@ class Settings(pydantic.BaseModel):
     shutdown_grace_period: float = 30.0
     client_connect_timeout: float = 5.0
     client_read_timeout: float = 60.0
+    client_first_byte_timeout: float = 60.0
+    client_stream_idle_timeout: float = 30.0
     client_list_timeout: float = 5.0
     client_max_connections: int = 512
     max_upstream_response_bytes: int = 33554432

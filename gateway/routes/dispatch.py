@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -48,9 +49,14 @@ async def stream(request: Request, chat: ir.ChatRequest, *, requested_model: str
     return routed
 
 
+@functools.lru_cache(maxsize=1024)
+def _header_value(model: str) -> str:
+    # Model ids come from callers: percent-encode them so any name fits in a header.
+    return quote(model, safe="/@:.-_~+")
+
+
 def headers(routed: Routed) -> dict[str, str]:
     """Response headers saying who served the answer and whether it came from the cache."""
-    # Model ids come from callers: percent-encode them so any name fits in a header.
     return {"x-cache": "HIT" if routed.cache_hit else "MISS",
             "x-gateway-provider": routed.provider_id,
-            "x-gateway-model": quote(routed.model, safe="/@:.-_~+")}
+            "x-gateway-model": _header_value(routed.model)}

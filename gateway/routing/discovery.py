@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
-import httpx
-
 from gateway.dialects import DIALECTS
 from gateway.providers import Provider
 from gateway.routing.config import LocalServer, RoutingConfig
+from gateway.upstream import Upstream
 from generated.providers import Endpoint, ProviderConfig
 
 log = logging.getLogger("gateway.routing")
@@ -63,22 +62,21 @@ def _is_self(base_url: str, own_port: int | None) -> bool:
     return own_port is not None and port == own_port
 
 
-async def _probe(client: httpx.AsyncClient, server: LocalServer, provider: Provider,
+async def _probe(upstream: Upstream, server: LocalServer, provider: Provider,
                  limit: float) -> Discovered | None:
+    listing = await upstream.probe_json(provider.base_url + server.probe, limit)
+    if listing is None:
+        return None
     try:
-        response = await client.get(provider.base_url + server.probe,
-                                    timeout=httpx.Timeout(limit))
-        if response.status_code != 200:
-            return None
-        listed = provider.dialect.parse_models(response.json(), provider=provider.id)
-    except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
+        listed = provider.dialect.parse_models(listing, provider=provider.id)
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
     models = tuple(str(m["id"]) for m in listed if m.get("id"))
     log.info("discovered %s on %s with %d models", provider.id, provider.host, len(models))
     return Discovered(provider, models)
 
 
-async def discover(client: httpx.AsyncClient, config: RoutingConfig,
+async def discover(upstream: Upstream, config: RoutingConfig,
                    providers: Mapping[str, Provider], *, probe_timeout: float,
                    own_port: int | None) -> dict[str, Discovered]:
     """The local servers that answer within `probe_timeout` seconds, by provider id."""
@@ -91,5 +89,6 @@ async def discover(client: httpx.AsyncClient, config: RoutingConfig,
             host = urlsplit(provider.base_url).hostname or ""
             if host not in _LOOPBACK or _is_self(provider.base_url, own_port):
                 continue
-            probes.append((sid, group.create_task(_probe(client, server, provider, probe_timeout))))
+            task = group.create_task(_probe(upstream, server, provider, probe_timeout))
+            probes.append((sid, task))
     return {sid: found for sid, task in probes if (found := task.result()) is not None}

@@ -107,4 +107,5 @@ class KeyGuard:
 
     def is_bad(self, provider: Provider) -> bool:
         """Whether `provider`'s current key was refused."""
-        return self._bad.get(provider.id) == key_fingerprint(provider)
+        refused = self._bad.get(provider.id)  # hashing only when there is something to compare
+        return refused is not None and refused == key_fingerprint(provider)

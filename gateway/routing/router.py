@@ -95,6 +95,7 @@ class _Run:
 
     plan: Plan
     deadline: float
+    loop: asyncio.AbstractEventLoop
     attempts: list[Attempt] = field(default_factory=list)
     waits: list[float] = field(default_factory=list)
     last_error: GatewayError | None = None
@@ -216,7 +217,8 @@ class Router:
     # ----- the attempt loop ---------------------------------------------------------------
 
     def _new_run(self, plan: Plan) -> _Run:
-        return _Run(plan, asyncio.get_running_loop().time() + self.options.deadline)
+        loop = asyncio.get_running_loop()  # once per request: each lookup costs a getpid()
+        return _Run(plan, loop.time() + self.options.deadline, loop)
 
     async def _route(self, run: _Run, call: Callable[[Candidate], Awaitable[T]]
                      ) -> tuple[Candidate, T]:
@@ -259,7 +261,7 @@ class Router:
     async def _try(self, run: _Run, candidate: Candidate, standing: Standing,
                    call: Callable[[Candidate], Awaitable[T]]) -> tuple[bool, T | None]:
         """Call one candidate, with retries; (True, result) on success."""
-        loop = asyncio.get_running_loop()
+        loop = run.loop
         for retry in range(self.options.retries + 1):
             remaining = run.deadline - loop.time()
             if remaining <= 0:
@@ -270,7 +272,7 @@ class Router:
                 self._skip(run, candidate, "budget_spent")
                 return False, None
             try:
-                async with asyncio.timeout(remaining):
+                async with asyncio.timeout_at(run.deadline):
                     result = await call(candidate)
             except TimeoutError:
                 exc: GatewayError = UpstreamTimeout(
@@ -303,7 +305,7 @@ class Router:
             delay = max(decision.wait or 0.0, backoff(
                 retry, base=self.options.backoff_base, cap=self.options.backoff_max,
                 rng=self._rng))
-            if asyncio.get_running_loop().time() + delay < run.deadline:
+            if run.loop.time() + delay < run.deadline:
                 await self._sleep(delay)
                 return True
         if decision.cooldown is not Cooldown.NONE:

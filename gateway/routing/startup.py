@@ -15,7 +15,6 @@ from gateway.routing.catalog import Catalog
 from gateway.routing.config import RoutingConfig, load_routing
 from gateway.routing.discovery import discover
 from gateway.routing.options import RouterOptions
-from gateway.routing.redis_backend import RedisBackend
 from gateway.routing.router import Router, Sleep
 from gateway.upstream import Upstream
 from generated.settings import Settings
@@ -32,6 +31,9 @@ def state_backend(settings: Settings, clock: Callable[[], float]) -> StateBacken
     """Redis when REDIS_URL is set, else memory."""
     if settings.redis_url is None:
         return MemoryBackend(clock)
+    # Imported only when used: the redis client costs megabytes of memory per worker.
+    from gateway.routing.redis_backend import RedisBackend
+
     return RedisBackend(settings.redis_url.get_secret_value(), prefix=settings.redis_key_prefix)
 
 
@@ -52,13 +54,14 @@ async def start_router(settings: Settings, providers: Mapping[str, Provider],
     """A ready router: configuration validated, backend reachable (or warned), locals found."""
     config = config or routing_config(settings)
     backend = backend or state_backend(settings, clock)
-    if isinstance(backend, RedisBackend) and not await backend.ping():
+    ping = getattr(backend, "ping", None)  # only the shared (Redis) backend can be away
+    if ping is not None and not await ping():
         log.warning("REDIS_URL does not answer; cooldowns, budgets and the cache are not "
                     "shared until it does")
     every = dict(providers)
     discovered: dict[str, tuple[str, ...]] = {}
     if settings.local_discovery:
-        found = await discover(upstream.client, config, providers,
+        found = await discover(upstream, config, providers,
                                probe_timeout=settings.local_discovery_timeout,
                                own_port=settings.server_port or None)
         for pid, server in found.items():

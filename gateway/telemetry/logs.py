@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import traceback
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -40,7 +42,7 @@ class JsonLineFormatter(logging.Formatter):
         """The JSON line for `record` (without the newline)."""
         redact = self._redactor.value
         line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": _timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": redact(record.getMessage()),
@@ -52,6 +54,16 @@ class JsonLineFormatter(logging.Formatter):
             line["error"] = self._describe(record.exc_info[1])
         if record.stack_info:
             line["stack"] = redact(record.stack_info)
+        return orjson.dumps(line, default=lambda v: redact(str(v))).decode()
+
+    def access_line(self, fields: Mapping[str, Any]) -> str:
+        """What `format` gives for an access-log record with these `extra` fields, built
+        without a LogRecord (the access log is written once per request)."""
+        redact = self._redactor.value
+        line: dict[str, Any] = {"ts": _timestamp(time.time()), "level": "info",
+                                "logger": ACCESS_LOGGER, "msg": "request"}
+        for key, value in fields.items():
+            line[key] = redact(value)
         return orjson.dumps(line, default=lambda v: redact(str(v))).decode()
 
     def _describe(self, exc: BaseException) -> dict[str, str]:
@@ -98,7 +110,50 @@ def configure_logging(level: str, secrets: Iterable[str]) -> logging.Handler:
     return handler
 
 
+def _timestamp(created: float) -> str:
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+
+
+def _sole_json_handler() -> _StdoutHandler | None:
+    """The JSON handler when it alone would get an access record, unfiltered; else None.
+
+    Then the line can be written directly, with exactly the same content; any other logging
+    set-up (more handlers, filters) gets real LogRecords.
+    """
+    found: list[logging.Handler] = []
+    logger: logging.Logger | None = _access
+    while logger is not None:
+        if logger.filters:
+            return None
+        found.extend(logger.handlers)
+        if not logger.propagate:
+            break
+        logger = logger.parent
+    if len(found) != 1:
+        return None
+    handler = found[0]
+    if (not isinstance(handler, _StdoutHandler) or handler.filters
+            or handler.level > logging.INFO or not isinstance(handler.formatter,
+                                                             JsonLineFormatter)):
+        return None
+    return handler
+
+
 def log_access(fields: Mapping[str, Any]) -> None:
     """Write the access-log line for one finished request."""
-    if _access.isEnabledFor(logging.INFO):
+    if not _access.isEnabledFor(logging.INFO):
+        return
+    handler = _sole_json_handler()
+    if handler is None:
         _access.info("request", extra=dict(fields))
+        return
+    formatter = handler.formatter
+    assert isinstance(formatter, JsonLineFormatter)
+    line = formatter.access_line(fields) + handler.terminator
+    with handler.lock or nullcontext():
+        try:
+            stream = handler.stream
+            stream.write(line)
+            stream.flush()
+        except (OSError, ValueError):  # as logging does: a lost log line never fails a request
+            pass

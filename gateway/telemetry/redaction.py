@@ -32,6 +32,14 @@ _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
 _KEY_SHAPES = re.compile(
     r"\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,}|gsk_[A-Za-z0-9]{20,})"
 )
+# What every pattern above needs somewhere in a text to match: a text without any of these
+# (the usual case) is returned as it is, without running each pattern over it.
+_MAYBE_CREDENTIAL = (r"(?i:key|token|secret|passw|authorization|bearer|basic|eyj|sk-|aiza"
+                     r"|gsk_)")
+
+
+CLEAN_TEXTS_KEPT = 4096
+CLEAN_TEXT_MAX_LENGTH = 256
 
 
 class Redactor:
@@ -41,9 +49,20 @@ class Redactor:
         values = sorted({s for s in secrets if s}, key=len, reverse=True)
         # One alternation, longest first, so a secret containing another is removed whole.
         self._literal = re.compile("|".join(map(re.escape, values))) if values else None
+        self._maybe = re.compile("|".join([_MAYBE_CREDENTIAL, *map(re.escape, values)]))
+        # Short texts seen to be clean (paths, model and provider names repeat per request).
+        self._clean: set[str] = set()
 
     def text(self, value: str) -> str:
         """The value with every secret and credential pattern replaced."""
+        if value in self._clean:
+            return value
+        if not self._maybe.search(value):
+            if len(value) <= CLEAN_TEXT_MAX_LENGTH:
+                if len(self._clean) >= CLEAN_TEXTS_KEPT:
+                    self._clean.clear()
+                self._clean.add(value)
+            return value
         if self._literal is not None:
             value = self._literal.sub(REDACTED, value)
         value = _JWT.sub(REDACTED, value)

@@ -63,20 +63,23 @@ def test_the_sdks_see_auth_failures_in_their_own_shape(gateway: RunningServer,
     import anthropic
     import openai
 
-    with pytest.raises(openai.AuthenticationError) as oa:
-        openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="not-a-jwt", max_retries=0
-                      ).chat.completions.create(model="openai/gpt-4o-mini",
-                                                messages=[{"role": "user", "content": "x"}])
+    # Every SDK client is closed here: one left to the garbage collector warns about its
+    # socket in whichever later test happens to collect it.
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="not-a-jwt",
+                       max_retries=0) as refused, pytest.raises(openai.AuthenticationError) as oa:
+        refused.chat.completions.create(model="openai/gpt-4o-mini",
+                                        messages=[{"role": "user", "content": "x"}])
     assert oa.value.status_code == 401
     assert isinstance(oa.value.body, dict) and oa.value.body["message"]
-    client = anthropic.Anthropic(base_url=gateway.url, api_key="x", max_retries=0,
-                                 default_headers={"Authorization": "Bearer not-a-jwt"})
-    with pytest.raises(anthropic.AuthenticationError) as an:
+    with anthropic.Anthropic(base_url=gateway.url, api_key="x", max_retries=0,
+                             default_headers={"Authorization": "Bearer not-a-jwt"}) as client, \
+            pytest.raises(anthropic.AuthenticationError) as an:
         client.messages.create(model="anthropic/claude-sonnet-4-20250514", max_tokens=5,
                                messages=[{"role": "user", "content": "x"}])
     assert an.value.status_code == 401
     # With a real token, the OpenAI SDK (which sends its key as a bearer token) gets through.
-    ok = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=idp.token(), max_retries=0
-                       ).chat.completions.create(model="openai/gpt-4o-mini",
-                                                 messages=[{"role": "user", "content": "x"}])
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=idp.token(),
+                       max_retries=0) as allowed:
+        ok = allowed.chat.completions.create(model="openai/gpt-4o-mini",
+                                             messages=[{"role": "user", "content": "x"}])
     assert ok.choices[0].message.content

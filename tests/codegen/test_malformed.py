@@ -74,7 +74,7 @@ CASES = [
           "['string', 'bool', 'int', 'float', 'duration', 'url', 'path', 'list']",)),
     Case("two settings with one variable",
          replace_once("env: CLIENT_LIST_TIMEOUT", "env: CLIENT_READ_TIMEOUT"),
-         ("x-config.sections.3.client.settings.2.list_timeout.env: CLIENT_READ_TIMEOUT is "
+         ("x-config.sections.3.client.settings.4.list_timeout.env: CLIENT_READ_TIMEOUT is "
           "already defined at x-config.sections.3.client.settings.1.read_timeout.env",)),
     Case("invalid OpenAPI",
          replace_once("          description: The process is up.\n", ""),

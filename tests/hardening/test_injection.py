@@ -1,7 +1,7 @@
 """Names are never trusted in an upstream URL, and caller headers never reach a provider.
 
 Model names are checked with generated input (every text hypothesis finds) against the exact
-URL httpx would send; provider names through raw request targets; headers both at the
+URL the gateway sends; provider names through raw request targets; headers both at the
 `Upstream` boundary and end to end for every provider.
 """
 
@@ -10,13 +10,20 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from yarl import URL
 
+from gateway.app import http_client
 from gateway.errors import InvalidRequest
 from gateway.providers import Provider, resolve_all
 from gateway.upstream import FORWARDED_HEADERS, Upstream, endpoint_url
@@ -26,16 +33,17 @@ from tests.simulators import SIMULATORS
 from tests.simulators.base import ProviderSimulator
 from tests.simulators.fixtures import gateway_env
 from tests.support.gateway import run_gateway
-from tests.support.server import RunningServer
+from tests.support.server import RunningServer, serve
 
 MODELS = {case.provider: case.model for case in CASES}
 BASE = "https://upstream.example:8443/base/path"
-SETTINGS = Settings.from_env({
+ENV = {
     **{f"{pid.upper()}_API_URL": BASE for pid in MODELS},
     **{f"{pid.upper()}_API_KEY": f"configured-{pid}-key" for pid in MODELS},
     "CLOUDFLARE_API_URL": BASE + "/accounts/{account_id}",
     "CLOUDFLARE_ACCOUNT_ID": "acct",
-})
+}
+SETTINGS = Settings.from_env(ENV)
 PROVIDERS = resolve_all(SETTINGS)
 # Providers whose endpoints put the model into the path.
 PATH_MODELS = [p for p in PROVIDERS.values() if "{model" in p.config.generate.path]
@@ -78,6 +86,8 @@ def _check_url(provider: Provider, model: str) -> None:
     expected = base.path + endpoint.path.replace(placeholder, provider.dialect.path_model(model))
     assert unquote(url.raw_path.decode("ascii")) == expected
     assert "/./" not in url.path and "/../" not in url.path
+    # The client sends the path exactly as built: nothing re-encoded or normalised.
+    assert URL(built, encoded=True).raw_path == url.raw_path.decode("ascii")
 
 
 @pytest.mark.parametrize("target", [
@@ -145,29 +155,55 @@ HOSTILE_HEADERS = {
 }
 
 
+@dataclass(frozen=True)
+class Received:
+    """One request as it arrived at the recording upstream."""
+
+    target: str
+    headers: list[tuple[str, str]]
+
+
+@pytest.fixture(scope="module")
+def recording_upstream() -> Iterator[tuple[list[Received], RunningServer]]:
+    """A real HTTP upstream on 127.0.0.1 that records every request and answers `{}`."""
+    received: list[Received] = []
+
+    async def record(request: Request) -> Response:
+        target = request.scope["raw_path"].decode()
+        if request.scope["query_string"]:
+            target += "?" + request.scope["query_string"].decode()
+        received.append(Received(target, [(k.decode("latin-1"), v.decode("latin-1"))
+                                          for k, v in request.scope["headers"]]))
+        return Response(b"{}", media_type="application/json")
+
+    app = Starlette(routes=[Route("/{path:path}", record, methods=["GET", "POST"])])
+    with serve(app) as server:
+        yield received, server
+
+
 @pytest.mark.parametrize("pid", sorted(PROVIDERS))
 @pytest.mark.anyio
-async def test_only_allow_listed_headers_pass_the_upstream_boundary(pid: str) -> None:
+async def test_only_allow_listed_headers_pass_the_upstream_boundary(
+        pid: str, recording_upstream: tuple[list[Received], RunningServer]) -> None:
     """Whatever a layer above hands to `Upstream`, only trace context goes along."""
-    provider = PROVIDERS[pid]
-    sent: list[httpx.Request] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        sent.append(request)
-        return httpx.Response(200, json={})
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-        upstream = Upstream(client)
+    received, server = recording_upstream
+    local = Settings.from_env({name: value.replace(BASE, server.url + "/base/path")
+                               for name, value in ENV.items()})
+    provider = resolve_all(local)[pid]
+    received.clear()
+    async with http_client(local) as session:
+        upstream = Upstream(session)
         for given in (None, HOSTILE_HEADERS):
             await upstream.call_json(provider, provider.config.generate, model=MODELS[pid],
                                      body={"x": 1}, headers=given)
-    plain, hostile = sent
-    assert hostile.url == plain.url and hostile.url.host == "upstream.example"
-    assert CALLER_SECRET not in repr(hostile.headers.multi_items())
+    plain, hostile = received
+    assert hostile.target == plain.target and hostile.target.startswith("/base/path/")
+    assert CALLER_SECRET not in repr(hostile.headers)
     # The hostile headers changed nothing but the trace context.
-    assert {k: v for k, v in hostile.headers.multi_items() if k not in FORWARDED_HEADERS} \
-        == dict(plain.headers.multi_items())
-    assert hostile.headers["traceparent"] == HOSTILE_HEADERS["traceparent"]
+    assert [(k, v) for k, v in hostile.headers if k not in FORWARDED_HEADERS] == plain.headers
+    assert dict(hostile.headers)["traceparent"] == HOSTILE_HEADERS["traceparent"]
+    assert dict(hostile.headers)["host"] == f"127.0.0.1:{server.port}"
+
 
 @pytest.mark.parametrize("pid", sorted(MODELS))
 def test_caller_headers_never_reach_a_provider(

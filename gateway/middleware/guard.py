@@ -1,0 +1,198 @@
+"""The per-request limits in one ASGI layer: in-flight requests per client, client read and
+write timeouts, and the request body's size.
+
+Each limit is described, and also available as its own middleware, in
+`gateway.middleware.concurrency`, `gateway.middleware.client_timeouts` and
+`gateway.middleware.body_limit`. The gateway applies them through this single layer: every
+layer costs a call and a wrapped `receive` and `send` per request, and these three always
+run together. The behaviour is the same as the three stacked in that order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable
+from typing import TypeVar
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.errors import GatewayError, PayloadTooLarge
+from gateway.middleware.client_timeouts import RequestTimeout
+from gateway.middleware.concurrency import TooManyRequests, client_of
+from gateway.middleware.error_shapes import error_response_for
+
+T = TypeVar("T")
+
+
+class _SlowClient(Exception):
+    """Raised inside the app's receive when the body stalls."""
+
+
+class _StalledReader(Exception):
+    """Raised inside the app's send when the client stops reading."""
+
+
+class _TooLarge(Exception):
+    """Raised inside the app's receive when the body passes the limit."""
+
+
+# How long a refused upload may pause before the refusal goes out (see `_drain`).
+DRAIN_IDLE_SECONDS = 0.05
+
+
+async def _drain(receive: Receive, allowance: int) -> None:
+    """Read and drop what a refused client is still sending, up to `allowance` bytes.
+
+    The refusal closes the connection, and closing it with unread bytes makes the kernel
+    reset it: the client, still busy sending, may then never see the 413. This reads on
+    (bounded in bytes, and in time by the first pause) so the close is an orderly one.
+    """
+    dropped = 0
+    while dropped <= allowance:
+        try:
+            async with asyncio.timeout(DRAIN_IDLE_SECONDS):
+                message = await receive()
+        except TimeoutError:
+            return
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        dropped += len(message.get("body", b""))
+
+
+class _Clock:
+    """`asyncio.timeout` for the waits of one request, without its per-wait set-up.
+
+    Every wait of a request runs in the same task and one at a time, so one task lookup
+    serves them all; each wait costs one timer. As with `asyncio.timeout`, a timer that
+    fires cancels the task, and the cancellation becomes the wait's own error.
+    """
+
+    __slots__ = ("_expired", "_loop", "_task")
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task(self._loop)
+        self._expired = False
+
+    async def within(self, seconds: float, wait: Awaitable[T], error: type[Exception]) -> T:
+        """The result of `wait`, or `error` raised once it took longer than `seconds`."""
+        handle = self._loop.call_later(seconds, self._expire)
+        try:
+            return await wait
+        except asyncio.CancelledError:
+            if not self._expired:
+                raise
+            self._expired = False
+            assert self._task is not None
+            self._task.uncancel()
+            raise error from None
+        finally:
+            handle.cancel()
+
+    def _expire(self) -> None:
+        self._expired = True
+        if self._task is not None:
+            self._task.cancel()
+
+
+class RequestGuardMiddleware:
+    """Plain ASGI middleware enforcing all three limits (a `limit` of 0: no in-flight limit)."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, exempt_paths: Iterable[str] = (),
+                 max_bytes: int, read_timeout: float, write_timeout: float,
+                 retry_after: int = 1) -> None:
+        self.app = app
+        self.limit = limit
+        self.exempt = frozenset(exempt_paths)
+        self.max_bytes = max_bytes
+        self.read_timeout = read_timeout
+        self.write_timeout = write_timeout
+        self.retry_after = retry_after
+        # One event loop runs every request, so plain counters need no lock.
+        self.in_flight: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.limit <= 0 or scope["path"] in self.exempt:
+            await self._guarded(scope, receive, send)
+            return
+        client = client_of(scope)
+        count = self.in_flight.get(client, 0)
+        if count >= self.limit:
+            error = TooManyRequests(f"too many requests in flight: at most {self.limit} at once "
+                                    "per client")
+            response = error_response_for(scope["path"], error,
+                                          {"retry-after": str(self.retry_after)})
+            await response(scope, receive, send)
+            return
+        self.in_flight[client] = count + 1
+        try:
+            await self._guarded(scope, receive, send)
+        finally:
+            left = self.in_flight[client] - 1
+            if left:
+                self.in_flight[client] = left
+            else:
+                del self.in_flight[client]
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app with timed, counted `receive` and timed `send`."""
+        limit = self.max_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > limit
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._refuse(scope, receive, send, PayloadTooLarge(
+                        f"the request body is larger than the limit of {limit} bytes"))
+                    return
+        read_timeout, write_timeout = self.read_timeout, self.write_timeout
+        clock = _Clock()
+        received = 0
+        body_done = False
+        started = False
+
+        async def guarded_receive() -> Message:
+            nonlocal received, body_done
+            if body_done:  # only the disconnect is left to report: not timed
+                return await receive()
+            message = await clock.within(read_timeout, receive(), _SlowClient)
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
+                if received > limit:
+                    body_done = True
+                    raise _TooLarge
+            else:
+                body_done = True
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await clock.within(write_timeout, send(message), _StalledReader)
+
+        try:
+            await self.app(scope, guarded_receive, guarded_send)
+        except _StalledReader:
+            return  # the server closes a connection whose response did not complete
+        except _SlowClient:
+            if not started:
+                await self._refuse(scope, receive, send, RequestTimeout(
+                    f"the request body did not arrive within {read_timeout:g}s"))
+        except _TooLarge:
+            if not started:
+                await _drain(receive, limit)
+                await self._refuse(scope, receive, send, PayloadTooLarge(
+                    f"the request body is larger than the limit of {limit} bytes"))
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, error: GatewayError) -> None:
+        """Answer `error` and close the connection: the rest of the body is never read."""
+        response = error_response_for(scope["path"], error)
+        response.headers["connection"] = "close"
+        await response(scope, receive, send)
