@@ -11,7 +11,15 @@ from typing import Any, ClassVar
 
 import orjson
 
-from gateway.dialects.base import ErrorInfo, Frame, Framing, ModelInfo, epoch_seconds, sampling
+from gateway.dialects.base import (
+    ErrorInfo,
+    Frame,
+    Framing,
+    ModelInfo,
+    compact_json,
+    epoch_seconds,
+    sampling,
+)
 from gateway.errors import InvalidRequest
 from gateway.ir import (
     ChatRequest,
@@ -48,10 +56,6 @@ _FINISH_IN: dict[str, FinishReason] = {
 TOOL_CHOICE_OUT = {"auto": "auto", "none": "none", "required": "any"}
 _DEFAULT_IMAGE_TYPE = "image/png"  # the IR allows base64 data without a media type
 
-
-def compact_json(value: Any) -> str:
-    """JSON text without whitespace, as tool arguments travel in the IR."""
-    return orjson.dumps(value).decode("utf-8")
 
 
 def as_object(value: Any) -> dict[str, Any]:

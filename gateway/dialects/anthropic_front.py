@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from gateway.dialects.anthropic import DIALECT, TOOL_CHOICE_OUT, as_object, compact_json
+from gateway.dialects.anthropic import DIALECT, TOOL_CHOICE_OUT, as_object
+from gateway.dialects.base import compact_json
 from gateway.errors import InvalidRequest
 from gateway.ir import (
     ChatRequest,

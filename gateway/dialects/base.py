@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Protocol, TypedDict
 
+import orjson
+
 from gateway.ir import ChatRequest, ChatResponse, StreamEvent
 from gateway.streaming import Frame
 
@@ -111,3 +113,8 @@ def epoch_seconds(stamp: Any) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())
+
+
+def compact_json(value: Any) -> str:
+    """JSON text without whitespace, as tool arguments travel in the IR."""
+    return orjson.dumps(value).decode("utf-8")

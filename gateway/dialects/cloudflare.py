@@ -13,7 +13,15 @@ import json
 import uuid
 from typing import Any, ClassVar
 
-from gateway.dialects.base import ErrorInfo, Frame, Framing, ModelInfo, epoch_seconds, sampling
+from gateway.dialects.base import (
+    ErrorInfo,
+    Frame,
+    Framing,
+    ModelInfo,
+    compact_json,
+    epoch_seconds,
+    sampling,
+)
 from gateway.errors import InvalidRequest
 from gateway.ir import (
     ChatRequest,
@@ -43,10 +51,6 @@ _FINISH_REASONS: dict[str, FinishReason] = {
 _CUT_SHORT = "stream ended before the provider finished"
 
 
-def _compact(value: Any) -> str:
-    """JSON text without insignificant whitespace."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
 
 def _response_id() -> str:
     """An id for an answer; native Workers AI answers have none."""
@@ -62,14 +66,14 @@ def _arguments(value: Any) -> str:
     """Tool-call arguments as a JSON string, whether the wire gave an object or a string."""
     if value is None:
         return "{}"
-    return value if isinstance(value, str) else _compact(value)
+    return value if isinstance(value, str) else compact_json(value)
 
 
 def _text(value: Any) -> str:
     """A `response` member as text; JSON mode may answer with the object itself."""
     if value is None or isinstance(value, str):
         return value or ""
-    return _compact(value)
+    return compact_json(value)
 
 
 def _usage(raw: Any) -> Usage | None:
@@ -137,7 +141,7 @@ def _content(message: Message, index: int) -> str:
             arguments: Any = json.loads(call.arguments) if call.arguments.strip() else {}
         except ValueError:
             arguments = call.arguments  # kept verbatim rather than dropped
-        lines.append(_compact({"id": call.id, "name": call.name, "arguments": arguments}))
+        lines.append(compact_json({"id": call.id, "name": call.name, "arguments": arguments}))
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ from gateway.dialects.base import (
     Framing,
     ModelInfo,
     StreamDecoder,
+    compact_json,
     sampling,
 )
 from gateway.errors import InvalidRequest
@@ -53,10 +54,6 @@ _TOOL_CHOICES = {"required": "REQUIRED", "none": "NONE"}
 _P_RANGE = (0.01, 0.99)
 _ENDED_EARLY = "stream ended before the provider finished"
 
-
-def _compact(value: Any) -> str:
-    """JSON text without spaces, as tool-call arguments are conventionally written."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 # --- request ---------------------------------------------------------------------------------
@@ -171,7 +168,7 @@ def _arguments(value: Any) -> str:
     """Tool-call arguments as a JSON string, whatever Cohere sent."""
     if value is None:
         return ""
-    return value if isinstance(value, str) else _compact(value)
+    return value if isinstance(value, str) else compact_json(value)
 
 
 def _tool_call(wire: Any) -> ToolCall:

@@ -26,6 +26,7 @@ from gateway.dialects.base import (
     Framing,
     ModelInfo,
     StreamDecoder,
+    compact_json,
     sampling,
 )
 from gateway.errors import InvalidRequest
@@ -72,10 +73,6 @@ _BASE64_MAGIC = {"iVBOR": "image/png", "/9j/": "image/jpeg", "R0lGOD": "image/gi
                  "UklGR": "image/webp"}
 _ENDED_EARLY = "stream ended before the provider finished"
 
-
-def _compact(value: Any) -> str:
-    """JSON text without spaces, as tool-call arguments are conventionally written."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 # --- tool-call ids ---------------------------------------------------------------------------
@@ -288,7 +285,8 @@ def _read_parts(parts: list[dict[str, Any]], response_id: str,
                 raise ValueError("Gemini function call has no name")
             index = first_index + len(calls)
             ident = _mint_tool_call_id(call, part.get("thoughtSignature"), response_id, index)
-            calls.append(ToolCall(id=ident, name=name, arguments=_compact(call.get("args") or {})))
+            arguments = compact_json(call.get("args") or {})
+            calls.append(ToolCall(id=ident, name=name, arguments=arguments))
         elif isinstance(part.get("text"), str) and not part.get("thought"):
             texts.append(part["text"])
     return texts, calls

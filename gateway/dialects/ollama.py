@@ -11,7 +11,15 @@ import json
 import uuid
 from typing import Any, ClassVar
 
-from gateway.dialects.base import ErrorInfo, Frame, Framing, ModelInfo, epoch_seconds, sampling
+from gateway.dialects.base import (
+    ErrorInfo,
+    Frame,
+    Framing,
+    ModelInfo,
+    compact_json,
+    epoch_seconds,
+    sampling,
+)
 from gateway.errors import InvalidRequest
 from gateway.ir import (
     ChatRequest,
@@ -40,10 +48,6 @@ _DONE_REASONS: dict[str, FinishReason] = {
 }
 _CUT_SHORT = "stream ended before the provider finished"
 
-
-def _compact(value: Any) -> str:
-    """JSON text without insignificant whitespace."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _response_id() -> str:
@@ -80,7 +84,7 @@ def _ir_tool_call(raw: Any, index: int) -> ToolCall:
     elif isinstance(arguments, str):
         encoded = arguments
     else:
-        encoded = _compact(arguments)
+        encoded = compact_json(arguments)
     call_id = raw.get("id")
     return ToolCall(
         id=call_id if isinstance(call_id, str) and call_id else f"call_{index}",

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from gateway.dialects.base import ErrorInfo, Frame, Framing, ModelInfo, sampling
+from gateway.dialects.base import ErrorInfo, Frame, Framing, ModelInfo, compact_json, sampling
 from gateway.ir import (
     ChatRequest,
     ChatResponse,
@@ -42,10 +42,6 @@ _FINISH_IN: dict[str, FinishReason] = {
 }
 _DEFAULT_IMAGE_TYPE = "image/png"  # the IR allows base64 data without a type; a data URL needs one
 
-
-def _compact_json(value: Any) -> str:
-    """JSON text without whitespace, for tool arguments that arrive as an object."""
-    return orjson.dumps(value).decode("utf-8")
 
 
 def _finish_reason(raw: Any, has_tool_calls: bool) -> FinishReason:
@@ -155,7 +151,7 @@ def _ir_tool_call(raw: Any, position: int) -> ToolCall:
         raise ValueError("a tool call has no function name")
     arguments = function.get("arguments")
     if not isinstance(arguments, str):
-        arguments = "{}" if arguments is None else _compact_json(arguments)
+        arguments = "{}" if arguments is None else compact_json(arguments)
     call_id = raw.get("id") if isinstance(raw, dict) else None
     return ToolCall(call_id if isinstance(call_id, str) and call_id else f"call_{position}",
                     function["name"], arguments)
@@ -271,7 +267,7 @@ class OpenAIStreamDecoder:
             events.append(ToolCallStart(index, str(call_id or f"call_{index}"), str(name or "")))
         arguments = function.get("arguments")
         if arguments is not None and not isinstance(arguments, str):
-            arguments = _compact_json(arguments)
+            arguments = compact_json(arguments)
         if arguments:
             events.append(ToolCallDelta(index, arguments))
 
