@@ -6,7 +6,9 @@
     ├── Forbidden                   403  valid credentials without the needed scope
     ├── NotFound                    404  unknown route or provider
     │   └── ProviderNotConfigured   404  known provider whose settings are missing
+    ├── RequestTimeout              408  the request body arrived too slowly
     ├── PayloadTooLarge             413  request body over the limit
+    ├── TooManyRequests             429  the client has too many requests in flight
     ├── ServiceUnavailable          503  a dependency of the gateway itself is down
     └── UpstreamError               502  the provider failed (keeps its status and message)
         ├── UpstreamTimeout         504  the provider did not answer in time
@@ -95,6 +97,20 @@ class PayloadTooLarge(GatewayError):
 
     status = 413
     code = "payload_too_large"
+
+
+class RequestTimeout(GatewayError):
+    """The client took too long to send its request body."""
+
+    status = 408
+    code = "request_timeout"
+
+
+class TooManyRequests(GatewayError):
+    """The client already has the most requests in flight it may have."""
+
+    status = 429
+    code = "too_many_requests"
 
 
 class ServiceUnavailable(GatewayError):

@@ -1,11 +1,17 @@
 """The per-request limits in one ASGI layer: in-flight requests per client, client read and
 write timeouts, and the request body's size.
 
-Each limit is described, and also available as its own middleware, in
-`gateway.middleware.concurrency`, `gateway.middleware.client_timeouts` and
-`gateway.middleware.body_limit`. The gateway applies them through this single layer: every
-layer costs a call and a wrapped `receive` and `send` per request, and these three always
-run together. The behaviour is the same as the three stacked in that order.
+- In flight: at most `limit` requests per client (the authenticated subject, else the
+  address); more get 429 with Retry-After. Probes are exempt.
+- Read timeout: a body that trickles in slower than `read_timeout` per read gets 408; after
+  the body is complete, `receive` only reports the disconnect and is not timed.
+- Write timeout: a client that stops reading for `write_timeout` is cut off. Each wait is
+  bounded apart, so a long, healthy stream is never cut by a total cap.
+- Body size: Content-Length is checked up front and chunked bodies are counted as they
+  arrive, so an upload without a length cannot get around the 413. Nothing is buffered.
+
+One layer rather than three: every layer costs a call and a wrapped `receive` and `send` per
+request, and these limits always run together.
 """
 
 from __future__ import annotations
@@ -16,12 +22,25 @@ from typing import TypeVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import GatewayError, PayloadTooLarge
-from gateway.middleware.client_timeouts import RequestTimeout
-from gateway.middleware.concurrency import TooManyRequests, client_of
+from gateway.errors import (
+    GatewayError,
+    PayloadTooLarge,
+    RequestTimeout,
+    TooManyRequests,
+)
 from gateway.middleware.error_shapes import error_response_for
 
 T = TypeVar("T")
+
+
+def client_of(scope: Scope) -> str:
+    """Who a request counts against: `sub:<subject>` when authenticated, else `addr:<ip>`."""
+    principal = (scope.get("state") or {}).get("auth")
+    subject = getattr(principal, "subject", None)
+    if isinstance(subject, str) and subject:
+        return f"sub:{subject}"
+    client = scope.get("client")
+    return f"addr:{client[0]}" if client else "addr:unknown"
 
 
 class _SlowClient(Exception):

@@ -13,7 +13,7 @@ the keep-alive timeout only runs between requests. This subclass adds both:
 
 With TLS, the clock starts once the handshake is done; the handshake itself is bounded by
 asyncio's `ssl_handshake_timeout` (60 s). Request bodies are bounded by the ASGI middleware
-(BodyLimitMiddleware, ClientTimeoutsMiddleware).
+(`gateway.middleware.guard.RequestGuardMiddleware`).
 """
 
 from __future__ import annotations

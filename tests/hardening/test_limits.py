@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.__main__ import server_config
 from gateway.auth import Principal
-from gateway.middleware.concurrency import ConcurrencyLimitMiddleware
+from gateway.middleware.guard import RequestGuardMiddleware
 from gateway.middleware.request_head import GuardedHttpToolsProtocol
 from generated.settings import Settings
 from tests.hardening.conftest import generate
@@ -215,7 +215,8 @@ def test_the_limit_is_per_authenticated_subject() -> None:
         return Response(b"done")
 
     app = Starlette(routes=[Route("/work", slow)])
-    limited = ConcurrencyLimitMiddleware(app, limit=1)
+    limited = RequestGuardMiddleware(app, limit=1, max_bytes=1 << 20, read_timeout=30,
+                                     write_timeout=30)
 
     async def fake_auth(scope: Scope, receive: Receive, send: Send) -> None:
         """Stands in for AuthMiddleware: the subject comes from a header."""
