@@ -12,7 +12,6 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -21,6 +20,7 @@ from starlette.types import ASGIApp
 from gateway.auth.config import AuthConfig
 from gateway.errors import GatewayError
 from gateway.lifecycle import LIFECYCLE, Lifecycle, readiness
+from gateway.direct import DirectRoutes
 from gateway.middleware.error_shapes import error_response_for
 from gateway.middleware.guard import RequestGuardMiddleware
 from gateway.providers import resolve_all
@@ -162,18 +162,8 @@ def create_app(settings: Settings, *, hooks: AppHooks | None = None) -> ASGIApp:
         Route("/cache", cache.clear_cache, methods=["DELETE"]),
         *telemetry.metrics_routes(),
     ]
-    middleware = [
-        # First, so a client over its in-flight limit is refused before anything else is
-        # spent on it; then the client's read and write timeouts and the body limit.
-        Middleware(RequestGuardMiddleware, limit=settings.max_concurrent_requests_per_client,
-                   exempt_paths=("/health", "/ready", settings.telemetry_metrics_path),
-                   max_bytes=settings.max_request_body_bytes,
-                   read_timeout=settings.server_read_timeout,
-                   write_timeout=settings.server_write_timeout),
-    ]
     app = Starlette(
         routes=routes,
-        middleware=middleware,
         lifespan=lifespan,
         exception_handlers={
             GatewayError: _gateway_error,
@@ -182,9 +172,22 @@ def create_app(settings: Settings, *, hooks: AppHooks | None = None) -> ASGIApp:
         },
     )
     app.state.gateway = state
-    outer: ASGIApp = app
+    # The chat routes are served in front of Starlette's router (see gateway.direct).
+    served: ASGIApp = DirectRoutes(app, exact={
+        "/v1/chat/completions": openai.chat_completions,
+        "/v1/messages": anthropic.messages,
+    }, generate=llms.generate)
+    # The limits come before any route: a client over its in-flight limit is refused before
+    # anything else is spent on it; then the client's read and write timeouts and the body
+    # limit.
+    outer: ASGIApp = RequestGuardMiddleware(
+        served, limit=settings.max_concurrent_requests_per_client,
+        exempt_paths=("/health", "/ready", settings.telemetry_metrics_path),
+        max_bytes=settings.max_request_body_bytes, read_timeout=settings.server_read_timeout,
+        write_timeout=settings.server_write_timeout)
     if settings.enable_auth:
-        outer = auth_middleware(app, settings, closers)
+        # Outside the limits: the in-flight limit counts per authenticated subject.
+        outer = auth_middleware(outer, settings, closers)
     # Outside Starlette's own error middleware, so even a 500 carries X-Request-ID, and
     # outside auth, so refused requests are logged and traced too.
     return TelemetryMiddleware(outer, telemetry=telemetry)

@@ -23,6 +23,13 @@ from __future__ import annotations
 from typing import Any
 
 
+class RequestAborted(Exception):  # noqa: N818 - a signal, not an error answered as such
+    """A client broke a limit while its request was running: its body stalled or passed the
+    size limit, or it stopped reading the answer. The request guard raises it from `receive`
+    or `send` and answers it (408, 413) or drops the connection; routes must let it through.
+    """
+
+
 class GatewayError(Exception):
     """Base of every error the gateway answers with; carries status and a stable code."""
 

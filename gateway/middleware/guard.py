@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.errors import (
     GatewayError,
     PayloadTooLarge,
+    RequestAborted,
     RequestTimeout,
     TooManyRequests,
 )
@@ -43,15 +44,15 @@ def client_of(scope: Scope) -> str:
     return f"addr:{client[0]}" if client else "addr:unknown"
 
 
-class _SlowClient(Exception):
+class _SlowClient(RequestAborted):
     """Raised inside the app's receive when the body stalls."""
 
 
-class _StalledReader(Exception):
+class _StalledReader(RequestAborted):
     """Raised inside the app's send when the client stops reading."""
 
 
-class _TooLarge(Exception):
+class _TooLarge(RequestAborted):
     """Raised inside the app's receive when the body passes the limit."""
 
 

@@ -19,7 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Send
 
 from gateway import ir
-from gateway.errors import GatewayError, InvalidRequest, UpstreamError
+from gateway.errors import GatewayError, InvalidRequest, RequestAborted, UpstreamError
 from gateway.responses import JSONResponse
 
 log = logging.getLogger("gateway")
@@ -106,6 +106,8 @@ def client_api(render: ErrorBody) -> Callable[[Endpoint], Endpoint]:
                 return await endpoint(request)
             except GatewayError as exc:
                 return client_error(exc, render)
+            except RequestAborted:
+                raise  # the request guard answers these (408, 413) in this API's shape
             except Exception as exc:  # still the client's shape; only the type is logged
                 log.error("unhandled error while serving %s: %s", request.url.path,
                           type(exc).__name__)

@@ -226,19 +226,31 @@ def test_model_names_cannot_change_the_upstream_url(
         assert base in sent.path
 
 
-def test_a_client_trickling_its_body_gets_408(simulators: dict[str, ProviderSimulator]) -> None:
+# What each API's error shape carries for a body that stalled: the native shape and
+# OpenAI's keep the gateway's code; Anthropic's has only the message.
+TRICKLE_CASES = [
+    ("/llms/openai/generate", b'"code":"request_timeout"'),
+    ("/v1/chat/completions", b'"code":"request_timeout"'),
+    ("/v1/messages", b'{"type":"error","error":{"type":'),
+]
+
+
+@pytest.mark.parametrize(("path", "marker"), TRICKLE_CASES, ids=[p for p, _ in TRICKLE_CASES])
+def test_a_client_trickling_its_body_gets_408(simulators: dict[str, ProviderSimulator],
+                                              path: str, marker: bytes) -> None:
     import socket
     import time
 
     env = gateway_env(simulators) | {"SERVER_READ_TIMEOUT": "1s"}
     with run_gateway(env) as gw, socket.create_connection(("127.0.0.1", gw.port)) as sock:
-        sock.sendall(b"POST /llms/openai/generate HTTP/1.1\r\nHost: x\r\n"
+        sock.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
                      b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"mo")
         started = time.monotonic()
         sock.settimeout(10)
         reply = sock.recv(4096)
         assert reply.startswith(b"HTTP/1.1 408"), reply
-        assert b'"code":"request_timeout"' in reply
+        assert marker in reply, reply
+        assert b"did not arrive within 1s" in reply, reply
         assert time.monotonic() - started < 8
     assert simulators["openai"].requests == []
 
