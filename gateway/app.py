@@ -18,9 +18,9 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from gateway.auth.config import AuthConfig
+from gateway.direct import DirectRoutes
 from gateway.errors import GatewayError
 from gateway.lifecycle import LIFECYCLE, Lifecycle, readiness
-from gateway.direct import DirectRoutes
 from gateway.middleware.error_shapes import error_response_for
 from gateway.middleware.guard import RequestGuardMiddleware
 from gateway.providers import resolve_all

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 
-class RequestAborted(Exception):  # noqa: N818 - a signal, not an error answered as such
+class RequestAborted(Exception):
     """A client broke a limit while its request was running: its body stalled or passed the
     size limit, or it stopped reading the answer. The request guard raises it from `receive`
     or `send` and answers it (408, 413) or drops the connection; routes must let it through.
