@@ -17,8 +17,7 @@ request, and these limits always run together.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
-from typing import TypeVar
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,8 +29,7 @@ from gateway.errors import (
     TooManyRequests,
 )
 from gateway.middleware.error_shapes import error_response_for
-
-T = TypeVar("T")
+from gateway.timing import Limited
 
 
 def client_of(scope: Scope) -> str:
@@ -77,42 +75,6 @@ async def _drain(receive: Receive, allowance: int) -> None:
         if message["type"] != "http.request" or not message.get("more_body", False):
             return
         dropped += len(message.get("body", b""))
-
-
-class _Clock:
-    """`asyncio.timeout` for the waits of one request, without its per-wait set-up.
-
-    Every wait of a request runs in the same task and one at a time, so one task lookup
-    serves them all; each wait costs one timer. As with `asyncio.timeout`, a timer that
-    fires cancels the task, and the cancellation becomes the wait's own error.
-    """
-
-    __slots__ = ("_expired", "_loop", "_task")
-
-    def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task(self._loop)
-        self._expired = False
-
-    async def within(self, seconds: float, wait: Awaitable[T], error: type[Exception]) -> T:
-        """The result of `wait`, or `error` raised once it took longer than `seconds`."""
-        handle = self._loop.call_later(seconds, self._expire)
-        try:
-            return await wait
-        except asyncio.CancelledError:
-            if not self._expired:
-                raise
-            self._expired = False
-            assert self._task is not None
-            self._task.uncancel()
-            raise error from None
-        finally:
-            handle.cancel()
-
-    def _expire(self) -> None:
-        self._expired = True
-        if self._task is not None:
-            self._task.cancel()
 
 
 class RequestGuardMiddleware:
@@ -171,7 +133,6 @@ class RequestGuardMiddleware:
                         f"the request body is larger than the limit of {limit} bytes"))
                     return
         read_timeout, write_timeout = self.read_timeout, self.write_timeout
-        clock = _Clock()
         received = 0
         body_done = False
         started = False
@@ -180,7 +141,7 @@ class RequestGuardMiddleware:
             nonlocal received, body_done
             if body_done:  # only the disconnect is left to report: not timed
                 return await receive()
-            message = await clock.within(read_timeout, receive(), _SlowClient)
+            message = await Limited(receive(), read_timeout, _SlowClient)
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 body_done = not message.get("more_body", False)
@@ -194,7 +155,7 @@ class RequestGuardMiddleware:
         async def guarded_send(message: Message) -> None:
             nonlocal started
             started = started or message["type"] == "http.response.start"
-            await clock.within(write_timeout, send(message), _StalledReader)
+            await Limited(send(message), write_timeout, _StalledReader)
 
         try:
             await self.app(scope, guarded_receive, guarded_send)

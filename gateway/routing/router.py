@@ -39,6 +39,7 @@ from gateway.routing.config import RoutingConfig
 from gateway.routing.health import Cooldowns, KeyGuard, Standing
 from gateway.routing.options import RouterOptions
 from gateway.routing.policy import Cooldown, Verdict, backoff, decide
+from gateway.timing import Limited
 from gateway.upstream import Upstream
 
 T = TypeVar("T")
@@ -272,8 +273,8 @@ class Router:
                 self._skip(run, candidate, "budget_spent")
                 return False, None
             try:
-                async with asyncio.timeout_at(run.deadline):
-                    result = await call(candidate)
+                result = await Limited(call(candidate), run.deadline - loop.time(),
+                                       TimeoutError)
             except TimeoutError:
                 exc: GatewayError = UpstreamTimeout(
                     f"{candidate.provider_id} did not answer within the routing deadline",
