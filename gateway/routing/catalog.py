@@ -17,6 +17,8 @@ from gateway.errors import NotFound, ProviderNotConfigured
 from gateway.providers import Provider
 from gateway.routing.config import AUTO, CatalogModel, RoutingConfig
 
+PLAN_CACHE_SIZE = 1024
+
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
@@ -58,6 +60,9 @@ class Catalog:
         self.explicit_locals = frozenset(explicit_locals)
         self.discovered = dict(discovered or {})
         self._native: dict[str, list[tuple[str, str]]] = {}
+        # Resolved plans by requested name: the catalog does not change once built (local
+        # servers are discovered before it is), and names come from callers, so it is bounded.
+        self._plans: dict[str, Plan] = {}
         for model in config.models.values():
             for pid, native in model.providers.items():
                 self._native.setdefault(native, []).append((model.name, pid))
@@ -93,11 +98,18 @@ class Catalog:
 
     def resolve(self, requested: str) -> Plan:
         """The plan for a requested model name; NotFound when nothing could serve it."""
+        plan = self._plans.get(requested)
+        if plan is not None:
+            return plan
         name = self.config.overrides.get(requested, requested)
         candidates = self._candidates(name)
         if not candidates:
             raise NotFound(self._nothing_serves(name), code="model_unavailable")
-        return Plan(requested, name, tuple(_dedupe(candidates)))
+        plan = Plan(requested, name, tuple(_dedupe(candidates)))
+        if len(self._plans) >= PLAN_CACHE_SIZE:
+            self._plans.clear()
+        self._plans[requested] = plan
+        return plan
 
     def _candidates(self, name: str) -> list[Candidate]:
         if name == AUTO:

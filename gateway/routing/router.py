@@ -156,7 +156,7 @@ class Router:
                                   answer=hit.answer)
 
         async def call(candidate: Candidate) -> ir.ChatResponse:
-            chat_request = dataclasses.replace(request, model=candidate.model, stream=False)
+            chat_request = request.retarget(candidate.model, stream=False)
             return await chat.complete(self.upstream, self.telemetry, candidate.provider,
                                        chat_request)
 
