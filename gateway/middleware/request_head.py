@@ -24,6 +24,8 @@ from typing import Any, ClassVar
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gateway.middleware.batched_writes import BatchedWrites
+
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 # Per header line: ": " and CRLF around the name and value uvicorn keeps.
 _LINE_OVERHEAD = 4
@@ -48,8 +50,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # --- connection events -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Start the head clock: a connection that never sends a head is closed too."""
-        super().connection_made(transport)
+        """Start the head clock: a connection that never sends a head is closed too.
+
+        The protocol writes through `BatchedWrites`: a response's head and body leave in
+        one system call.
+        """
+        super().connection_made(BatchedWrites(transport, self.loop))  # type: ignore[arg-type]
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
