@@ -23,9 +23,16 @@ def _well_formed(requested_model: str) -> None:
 
 
 def _served(request: Request, routed: Routed) -> None:
-    # The access log and traces show who really answered, after fallbacks.
-    request.state.provider = routed.provider_id
-    request.state.model = routed.model
+    # The access log and traces show who really answered, after fallbacks. Written to the
+    # scope's state dict itself (what `request.state` wraps), once per request.
+    state = request.scope.setdefault("state", {})
+    state["provider"] = routed.provider_id
+    state["model"] = routed.model
+
+
+def _cache_control(request: Request, state: GatewayState) -> str | None:
+    # The header is only looked up (a scan of every header) when the cache is on.
+    return request.headers.get("cache-control") if state.router.cache.enabled else None
 
 
 async def complete(request: Request, chat: ir.ChatRequest, *,
@@ -34,7 +41,7 @@ async def complete(request: Request, chat: ir.ChatRequest, *,
     _well_formed(requested_model)
     state: GatewayState = request.app.state.gateway
     routed = await state.router.complete(chat, requested_model=requested_model,
-                                         cache_control=request.headers.get("cache-control"))
+                                         cache_control=_cache_control(request, state))
     _served(request, routed)
     return routed
 
@@ -44,7 +51,7 @@ async def stream(request: Request, chat: ir.ChatRequest, *, requested_model: str
     _well_formed(requested_model)
     state: GatewayState = request.app.state.gateway
     routed = await state.router.stream(chat, requested_model=requested_model,
-                                       cache_control=request.headers.get("cache-control"))
+                                       cache_control=_cache_control(request, state))
     _served(request, routed)
     return routed
 
