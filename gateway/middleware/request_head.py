@@ -72,17 +72,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
         super().data_received(data)
         # Still in the same head after all of `data`: every counted byte is head.
-        if counted and self._in_head and self._head_bytes > self.max_head_bytes:
-            self._refuse(431, "the request head is larger than the limit of "
-                         f"{self.max_head_bytes} bytes", "request_header_fields_too_large")
+        if counted and self._in_head and self._head_begun:
+            if self._head_bytes > self.max_head_bytes:
+                self._refuse(431, "the request head is larger than the limit of "
+                             f"{self.max_head_bytes} bytes", "request_header_fields_too_large")
+            else:
+                # A head that did not arrive whole: its clock runs from now. (Most heads
+                # arrive in one read and never need a timer.)
+                self._arm_head_timer()
 
     # --- parser callbacks --------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        """A new request's first byte: its head must now complete in time."""
+        """A new request's first byte: its head must now complete in time (the clock starts
+        in `data_received` if the head is still incomplete after this read)."""
         super().on_message_begin()
         self._head_begun = True
-        self._arm_head_timer()
 
     def on_headers_complete(self) -> None:
         """Check the exact head size, then hand the request on as uvicorn does."""
