@@ -220,11 +220,12 @@ def _extra_lines(f: Figures) -> list[str]:
                      f"({_num(wk['1']['cpu_us_per_request'])} µs CPU/request), two "
                      f"{_num(wk['2']['rps'])} RPS ({_num(wk['2']['cpu_us_per_request'])} µs), "
                      f"ratio {_num(wk['ratio'], 2)} (alternating, best of "
-                     f"{f.r['plan_detail']['compare_rounds']} each). Two processes share the "
-                     "port with SO_REUSEPORT (`bench/gateway_worker.py`), pinned to cores 0 "
-                     "and 1. This machine has only two cores, so the second worker shares "
-                     "core 1 with nginx and wrk: the ratio here understates scaling; the CPU "
-                     "per request shows whether workers get in each other's way.")
+                     f"{f.r['plan_detail']['compare_rounds']} each). Two is `python -m gateway` "
+                     "with `SERVER_WORKERS=2` (two forked workers sharing the port), "
+                     "allowed on cores 0 and 1. This machine has only two cores, so the "
+                     "workers share core 1 with nginx and wrk: the ratio here understates "
+                     "scaling; the CPU per request shows whether workers get in each other's "
+                     "way.")
     else:
         lines.append(f"- **Workers**: not measured ({wk.get('reason', '?')}).")
     if op and "streams" in op:

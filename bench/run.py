@@ -207,33 +207,30 @@ def telemetry_cost(mock: Mock, plan: Plan, log_dir: Path) -> Result:
     return out
 
 
-def _start_workers(count: int, upstream: str, log_dir: Path) -> tuple[int, list[Proc]]:
+def _start_workers(count: int, upstream: str, log_dir: Path) -> tuple[int, Proc]:
+    """`python -m gateway` with SERVER_WORKERS=`count`, allowed on the first `count` cores."""
     port = free_port()
-    env = gateway_env(upstream, port, {})
-    cores = [GATEWAY_CORE, LOAD_CORE][:count]
-    procs = [start(f"gateway-{count}-workers-{i}",
-                   [str(PROJECT_PYTHON), "-m", "bench.gateway_worker"],
-                   core=core, env=env, log_dir=log_dir, cwd=ROOT)
-             for i, core in enumerate(cores)]
-    for proc in procs:
-        wait_ready(proc, f"http://127.0.0.1:{port}/health", body=None, headers={}, timeout=30)
-    return port, procs
+    env = gateway_env(upstream, port, {"SERVER_WORKERS": str(count)})
+    cores = ",".join([GATEWAY_CORE, LOAD_CORE][:count])
+    proc = start(f"gateway-{count}-workers", [str(PROJECT_PYTHON), "-m", "gateway"],
+                 core=cores, env=env, log_dir=log_dir, cwd=ROOT)
+    wait_ready(proc, f"http://127.0.0.1:{port}/ready", body=None, headers={}, timeout=30)
+    return port, proc
 
 
 def workers_scaling(mock: Mock, plan: Plan, log_dir: Path) -> Result:
-    """One worker on core 0 against two on cores 0 and 1 sharing a port (SO_REUSEPORT)."""
+    """One worker on core 0 against SERVER_WORKERS=2 allowed on cores 0 and 1."""
     route = GATEWAY.routes[0]
     contenders: dict[str, tuple[Request, list[Proc]]] = {}
     try:
         for count in (1, 2):
-            port, procs = _start_workers(count, mock.json_url, log_dir)
+            port, proc = _start_workers(count, mock.json_url, log_dir)
             contenders[str(count)] = (Request(_url(port, route), route.payload(stream=False)),
-                                      procs)
+                                      [proc])
         out = _best_of(contenders, plan)
     finally:
         for _, procs in contenders.values():
-            for proc in procs:
-                proc.stop()
+            procs[0].stop()
     out["ratio"] = out["2"]["rps"] / out["1"]["rps"] if out["1"]["rps"] else None
     return out
 

@@ -12,6 +12,7 @@ import uvicorn
 
 from gateway.app import create_app, secrets_of
 from gateway.lifecycle import GatewayServer
+from gateway.supervisor import Supervisor
 from gateway.telemetry import configure_logging
 from generated.settings import Settings, SettingsError
 
@@ -71,7 +72,8 @@ def raise_open_file_limit() -> None:
 
 
 def main() -> int:
-    """Load settings, start serving, and turn configuration errors into one clear line."""
+    """Load settings, start serving (one process, or SERVER_WORKERS under a supervisor), and
+    turn configuration errors into one clear line before anything starts."""
     try:
         settings = Settings.from_env()
         config = server_config(settings)
@@ -82,8 +84,14 @@ def main() -> int:
     configure_logging(settings.log_level, secrets_of(settings))
     for name in ("httpx", "aiohttp"):  # their lines may carry full URLs
         logging.getLogger(name).setLevel(logging.WARNING)
-    logging.getLogger("gateway").info("listening on %s:%s", settings.server_host,
-                                      settings.server_port)
+    log = logging.getLogger("gateway")
+    log.info("listening on %s:%s", settings.server_host, settings.server_port)
+    if settings.server_workers > 1:
+        if not settings.redis_url:
+            log.warning("SERVER_WORKERS=%d without REDIS_URL: each worker keeps its own "
+                        "cooldowns, budgets and response cache", settings.server_workers)
+        return Supervisor(config, workers=settings.server_workers,
+                          drain_delay=settings.shutdown_drain_delay).run()
     GatewayServer(config, drain_delay=settings.shutdown_drain_delay).run()
     return 0
 

@@ -7,8 +7,8 @@ incremental: each upstream chunk is framed, decoded and handed on as soon as it 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import ExitStack
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import ExitStack, aclosing
 
 from gateway import ir
 from gateway.dialects.base import StreamDecoder
@@ -20,6 +20,13 @@ from gateway.upstream import Upstream, UpstreamStream
 
 AnyTelemetry = Telemetry | NoopTelemetry
 READ_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+
+
+class LastBatch(list[ir.StreamEvent]):
+    """The batch that ends a stream (possibly empty): nothing follows it, so whoever writes
+    it out may write the stream's end along with it."""
+
+    __slots__ = ()
 
 
 def _malformed(provider: Provider, what: str) -> UpstreamError:
@@ -56,11 +63,14 @@ async def complete(upstream: Upstream, telemetry: AnyTelemetry, provider: Provid
 
 
 async def open_stream(upstream: Upstream, telemetry: AnyTelemetry, provider: Provider,
-                      chat: ir.ChatRequest) -> AsyncIterator[ir.StreamEvent]:
-    """Start a streamed chat request.
+                      chat: ir.ChatRequest) -> AsyncGenerator[list[ir.StreamEvent], None]:
+    """Start a streamed chat request; the answer comes as batches of events, one batch per
+    upstream read, so that what arrived together is handed on together. Only the last batch
+    may be empty; when the upstream ended cleanly it is a `LastBatch`.
 
     Connection failures and error statuses raise *before* this returns, so the caller can
-    still answer with an HTTP error; afterwards failures arrive as `ir.StreamError` events.
+    still answer with an HTTP error; afterwards failures arrive as `ir.StreamError` events,
+    each the last event of the last batch.
     """
     chat.stream = True
     body = provider.dialect.build_request(chat)
@@ -83,17 +93,21 @@ async def open_stream(upstream: Upstream, telemetry: AnyTelemetry, provider: Pro
 
 
 async def _decode(provider: Provider, response: UpstreamStream, model: str, attempt: Attempt,
-                  stack: ExitStack) -> AsyncIterator[ir.StreamEvent]:
+                  stack: ExitStack) -> AsyncGenerator[list[ir.StreamEvent], None]:
+    """The batches, with what telemetry needs (first token, usage, finish) noted on the way."""
     parser = SSEParser() if provider.dialect.framing == "sse" else NDJSONParser()
     decoder = provider.dialect.stream_decoder(model=model)
     usage: ir.Usage | None = None
     finish: list[str] = []
     answered_model = model
+    first_token = True
     try:
-        async for events in _events(provider, response, parser, decoder):
-            for event in events:
-                if isinstance(event, ir.TextDelta | ir.ToolCallStart):
-                    attempt.first_token()
+        async for batch in _events(provider, response, parser, decoder):
+            for event in batch:
+                if isinstance(event, (ir.TextDelta, ir.ToolCallStart)):
+                    if first_token:
+                        first_token = False
+                        attempt.first_token()
                 elif isinstance(event, ir.UsageReport):
                     usage = event.usage
                 elif isinstance(event, ir.Finish):
@@ -102,7 +116,7 @@ async def _decode(provider: Provider, response: UpstreamStream, model: str, atte
                     answered_model = event.model or model
                 elif isinstance(event, ir.StreamError):
                     attempt.set_error(event.type)
-                yield event
+            yield batch
         attempt.set_response(answered_model, usage.input_tokens if usage else None,
                              usage.output_tokens if usage else None, finish)
     finally:
@@ -112,14 +126,25 @@ async def _decode(provider: Provider, response: UpstreamStream, model: str, atte
 
 async def _events(provider: Provider, response: UpstreamStream, parser: SSEParser | NDJSONParser,
                   dec: StreamDecoder) -> AsyncIterator[list[ir.StreamEvent]]:
-    """Batches of events, one batch per upstream chunk; read failures become a StreamError."""
+    """Batches of events, one per upstream chunk that completed any; a read failure becomes a
+    StreamError, and nothing follows one. The chunk that completes the answer gives a
+    `LastBatch`, with what the stream's end adds."""
     try:
-        async for chunk in response.chunks():
-            batch = [event for frame in parser.feed(chunk) for event in dec.feed(frame)]
-            if batch:
-                yield batch
-        tail = [event for frame in parser.close() for event in dec.feed(frame)]
-        yield tail + dec.close()
+        async with aclosing(response.chunks()) as chunks:
+            async for chunk in chunks:
+                frames = parser.feed(chunk)
+                if response.at_eof():
+                    frames += parser.close()
+                    yield LastBatch([event for frame in frames for event in dec.feed(frame)]
+                                    + dec.close())
+                    return
+                batch = [event for frame in frames for event in dec.feed(frame)]
+                if batch:
+                    yield batch
+                    if type(batch[-1]) is ir.StreamError:
+                        return
+        tail = [event for frame in parser.close() for event in dec.feed(frame)] + dec.close()
+        yield LastBatch(tail)
     except UpstreamError as exc:
         yield [ir.StreamError(exc.message, type=exc.code)]
     except READ_ERRORS:

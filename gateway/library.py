@@ -95,14 +95,15 @@ class BoundModel:
         routed = await self.gateway.router.stream(self._request(messages, params),
                                                   requested_model=self.name)
         self.last = routed
-        assert routed.events is not None
-        async with aclosing(routed.events) as events:
-            async for event in events:
-                if isinstance(event, ir.TextDelta) and event.text:
-                    yield event.text
-                elif isinstance(event, ir.StreamError):
-                    raise UpstreamError(event.message, provider=routed.provider_id,
-                                        code=event.type)
+        assert routed.batches is not None
+        async with aclosing(routed.batches) as batches:
+            async for batch in batches:
+                for event in batch:
+                    if isinstance(event, ir.TextDelta) and event.text:
+                        yield event.text
+                    elif isinstance(event, ir.StreamError):
+                        raise UpstreamError(event.message, provider=routed.provider_id,
+                                            code=event.type)
 
 
 class Gateway:

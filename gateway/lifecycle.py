@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -95,11 +97,19 @@ def settle_memory() -> None:
 
 
 class GatewayServer(uvicorn.Server):
-    """uvicorn's server with a readiness drain before its shutdown, exiting 0 on SIGTERM."""
+    """uvicorn's server with a readiness drain before its shutdown, exiting 0 on SIGTERM.
 
-    def __init__(self, config: uvicorn.Config, *, drain_delay: float = 0.0) -> None:
+    As one of several workers (`gateway.supervisor`) it also tells the parent when it has
+    started (`on_started`), and drains by itself if that parent (`parent_pid`) goes away.
+    """
+
+    def __init__(self, config: uvicorn.Config, *, drain_delay: float = 0.0,
+                 on_started: Callable[[], None] | None = None,
+                 parent_pid: int | None = None) -> None:
         super().__init__(config)
         self.drain_delay = drain_delay
+        self.on_started = on_started
+        self.parent_pid = parent_pid
         self._drain_until: float | None = None
         self._drain_logged = False
 
@@ -107,6 +117,8 @@ class GatewayServer(uvicorn.Server):
         """uvicorn's start-up (the app's lifespan included), then `settle_memory`."""
         await super().startup(sockets)
         settle_memory()
+        if self.on_started is not None:
+            self.on_started()
 
     def lifecycle(self) -> Lifecycle | None:
         """The app's `Lifecycle`, once the lifespan has started."""
@@ -141,4 +153,9 @@ class GatewayServer(uvicorn.Server):
                      self.config.timeout_graceful_shutdown)
         if self._drain_until is not None and time.monotonic() >= self._drain_until:
             self.should_exit = True
+        if (counter % 10 == 0 and self.parent_pid is not None and self._drain_until is None
+                and os.getppid() != self.parent_pid):
+            # Killed outright, the parent cannot stop this worker: drain as on SIGTERM.
+            log.warning("the supervising process is gone: shutting down")
+            self.handle_exit(signal.SIGTERM, None)
         return await super().on_tick(counter)

@@ -59,22 +59,17 @@ class SSEParser:
         if b"\r" in buf:
             self._skip_lf = buf.endswith(b"\r")
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = buf.split(b"\n")
-        tail = lines.pop()
-        if tail:
-            self._partial.append(tail)
-        frames: list[Frame] = []
-        for line in lines:
-            self._line(line, frames)
-        return frames
+        end = buf.rfind(b"\n") + 1
+        if end < len(buf):
+            self._partial.append(buf[end:])
+        # Complete lines only, so no character is cut in two: decoded at once, not per line.
+        return self._events(buf[:end].decode("utf-8", "replace"))
 
     def close(self) -> list[Frame]:
         """End of input: flush a last line and an event not followed by a blank line."""
         frames: list[Frame] = []
         tail = self._take(b"")
-        if tail:
-            self._line(tail, frames)
-        self._line(b"", frames)
+        self._lines([tail.decode("utf-8", "replace"), ""] if tail else [""], frames)
         return frames
 
     def _take(self, chunk: bytes) -> bytes:
@@ -87,25 +82,48 @@ class SSEParser:
                 buf = buf[len(_BOM):]
         return buf
 
-    def _line(self, raw: bytes, frames: list[Frame]) -> None:
-        """Apply one complete line to the pending event, dispatching it on a blank line."""
-        if not raw:
-            if self._data:
-                frames.append(self._frame(data="\n".join(self._data), event=self._event))
-                self._data = []
-            self._event = None
-            return
-        if raw[:1] == b":":
-            return
-        line = raw.decode("utf-8", "replace")
-        name, colon, value = line.partition(":")
-        if colon and value[:1] == " ":
-            value = value[1:]
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
-            self._event = value or None
-        # `id` and `retry` steer browser reconnection, which a gateway never does.
+    def _events(self, text: str) -> list[Frame]:
+        """The events completed by `text`, whole lines each ending in LF.
+
+        Split at its blank lines first: an event of a single `data: ` line, which nearly
+        every event of every stream is, becomes a Frame at once; anything else goes through
+        `_lines`, line by line.
+        """
+        frames: list[Frame] = []
+        blocks = text.split("\n\n")
+        last = blocks.pop()  # after the last blank line: lines of an event still open
+        frame = self._frame
+        for block in blocks:
+            if (block.startswith("data: ") and "\n" not in block and not self._data
+                    and self._event is None):
+                frames.append(frame(block[6:], None))
+            else:
+                self._lines([*block.split("\n"), ""], frames)
+        if last:
+            self._lines(last[:-1].split("\n"), frames)
+        return frames
+
+    def _lines(self, lines: list[str], frames: list[Frame]) -> None:
+        """Apply complete lines to the pending event, dispatching it on each blank line."""
+        data = self._data
+        for line in lines:
+            if not line:
+                if data:
+                    frames.append(self._frame(data[0] if len(data) == 1 else "\n".join(data),
+                                              self._event))
+                    data.clear()
+                self._event = None
+            elif line.startswith("data:"):  # nearly every line: the short way
+                data.append(line[6:] if line[5:6] == " " else line[5:])
+            elif line[0] != ":":  # a colon first is a comment
+                name, colon, value = line.partition(":")
+                if colon and value[:1] == " ":
+                    value = value[1:]
+                if name == "data":
+                    data.append(value)
+                elif name == "event":
+                    self._event = value or None
+                # `id` and `retry` steer browser reconnection, which a gateway never does.
 
 
 class NDJSONParser:
@@ -140,7 +158,7 @@ class NDJSONParser:
     def _line(self, line: bytes) -> Frame | None:
         """A Frame for a line, or None for a blank one; tolerates CRLF line ends."""
         line = line.strip()
-        return self._frame(data=line.decode("utf-8", "replace")) if line else None
+        return self._frame(line.decode("utf-8", "replace")) if line else None
 
 
 def sse_event(data: bytes | str, event: str | None = None) -> bytes:

@@ -23,7 +23,7 @@ import email.utils
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -41,6 +41,7 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.providers import Provider
+from gateway.timing import Limited, limited
 from generated.providers import Endpoint
 
 MAX_LIST_PAGES = 50
@@ -267,33 +268,26 @@ class UpstreamStream:
         self._first_deadline = first_deadline
         self._idle = idle
 
-    async def _arriving(self) -> AsyncIterator[bytes]:
-        """The raw chunks, each within its deadline (loop time), else UpstreamTimeout."""
-        loop = asyncio.get_running_loop()
-        pieces = self._response.content.iter_any().__aiter__()
-        deadline = self._first_deadline
-        while True:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    chunk = await pieces.__anext__()
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                first = deadline == self._first_deadline
-                what = "its first byte" if first else "the next chunk of its stream"
-                raise UpstreamTimeout(f"{self._provider.id} did not send {what} in time",
-                                      provider=self._provider.id) from None
-            yield chunk
-            deadline = loop.time() + self._idle if self._idle is not None else None
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The chunks as they arrive, the key replaced; past the cap or on a failure, raises
-        the mapped UpstreamError."""
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
+        """The chunks as they arrive, the key replaced, each within its deadline (loop time);
+        past the cap or on a failure, raises the mapped UpstreamError (or UpstreamTimeout)."""
         provider = self._provider
         redactor = KeyRedactor(provider.api_key)
+        content = self._response.content
+        deadline = self._first_deadline
+        idle = self._idle
+        loop = asyncio.get_running_loop() if idle is not None else None
         seen = 0
         try:
-            async for chunk in self._arriving():
+            while True:
+                # What is already buffered needs no wait, so no timer either.
+                chunk = content.read_nowait()
+                if not chunk:
+                    if content.at_eof():
+                        break
+                    chunk = await self._wait(content, deadline)
+                    if not chunk:
+                        break
                 seen += len(chunk)
                 if seen > self._limit:
                     # What fits under the cap still goes out: a read can be far larger than
@@ -303,13 +297,34 @@ class UpstreamStream:
                         yield clean
                     raise too_large(provider, self._limit)
                 clean = redactor.feed(chunk)
+                if content.at_eof():  # the last chunk: see `at_eof`
+                    clean += redactor.close()
                 if clean:
                     yield clean
+                deadline = loop.time() + idle if loop is not None and idle is not None else None
         except CLIENT_FAILURES as exc:
             raise transport_failure(provider, exc) from None
         tail = redactor.close()
         if tail:
             yield tail
+
+    async def _wait(self, content: aiohttp.StreamReader, deadline: float | None) -> bytes:
+        """The next chunk (b"" at the end), or UpstreamTimeout once `deadline` has passed."""
+        try:
+            if deadline is None:
+                return await content.readany()
+            loop = asyncio.get_running_loop()
+            return await Limited(content.readany(), deadline - loop.time(), TimeoutError)
+        except TimeoutError:
+            first = deadline == self._first_deadline
+            what = "its first byte" if first else "the next chunk of its stream"
+            raise UpstreamTimeout(f"{self._provider.id} did not send {what} in time",
+                                  provider=self._provider.id) from None
+
+    def at_eof(self) -> bool:
+        """Whether the upstream's answer is complete: then the chunk `chunks()` gave last was
+        its last, and the iteration ends without another wait."""
+        return self._response.content.at_eof()
 
     async def aclose(self) -> None:
         """Release the connection; one whose answer was not read to the end is closed."""
@@ -436,9 +451,10 @@ class Upstream:
         if self.first_byte_timeout is not None:
             first_deadline = asyncio.get_running_loop().time() + self.first_byte_timeout
         try:
-            async with asyncio.timeout_at(first_deadline):
-                response = await self._send(provider, endpoint, model=model, body=body,
-                                            query=None, headers=headers, stream=True)
+            response = await limited(
+                self._send(provider, endpoint, model=model, body=body, query=None,
+                           headers=headers, stream=True),
+                self.first_byte_timeout, TimeoutError)
         except TimeoutError:
             raise UpstreamTimeout(f"{provider.id} did not start its answer in time",
                                   provider=provider.id) from None

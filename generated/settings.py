@@ -342,6 +342,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
         maximum=65535.0,
     ),
     SettingSpec(
+        env="SERVER_WORKERS",
+        field="server_workers",
+        type="int",
+        default="1",
+        secret=False,
+        description="Worker processes sharing the listening port, about one per core; a parent process restarts a worker that dies and stops them all gracefully on SIGTERM. In Kubernetes keep 1 and scale with replicas. Without REDIS_URL each worker keeps its own cooldowns, budgets and response cache; the per-client limit always counts per worker.",
+        section="server",
+        minimum=1.0,
+    ),
+    SettingSpec(
         env="SERVER_READ_TIMEOUT",
         field="server_read_timeout",
         type="duration",
@@ -856,6 +866,7 @@ class Settings(pydantic.BaseModel):
     oidc_jwks_min_refresh_interval: float = 30.0
     server_host: str = "0.0.0.0"
     server_port: int = 8080
+    server_workers: int = 1
     server_read_timeout: float = 30.0
     server_write_timeout: float = 30.0
     server_idle_timeout: float = 120.0

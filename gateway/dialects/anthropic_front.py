@@ -313,11 +313,17 @@ class StreamEncoder:
         self._tool_blocks: dict[int, int] = {}  # IR tool position -> block index
         self._stop_reason: str | None = None
         self._usage: Usage | None = None
+        # The open text block's content_block_delta event up to its text (see `encode`).
+        self._text_head = b""
 
     def encode(self, event: StreamEvent) -> bytes:
         """The bytes for one IR event; the closing message_delta waits for usage or finish()."""
         if self._done:
             return b""
+        if type(event) is TextDelta and self._text_head and event.text:
+            # Nearly every event: more text for the open text block, from prebuilt bytes
+            # (the same bytes as serialising the whole event).
+            return self._text_head + orjson.dumps(event.text) + b"}}\n\n"
         if isinstance(event, StreamError):
             self._done = True
             return _sse({"type": "error", "error": {"type": _error_type(500, event.type),
@@ -326,6 +332,8 @@ class StreamEncoder:
         if isinstance(event, TextDelta) and event.text:
             if self._open is None or self._open[0] != "text":
                 out += self._open_block("text", {"type": "text", "text": ""})
+                delta = self._delta(self._blocks - 1, {"type": "text_delta", "text": ""})
+                self._text_head = delta[:delta.rindex(b'""}}')]
             out += self._delta(self._blocks - 1, {"type": "text_delta", "text": event.text})
         elif isinstance(event, ToolCallStart):
             out += self._start_tool(event.index, event.id, event.name)
@@ -383,6 +391,7 @@ class StreamEncoder:
         if self._open is None:
             return b""
         index, self._open = self._open[1], None
+        self._text_head = b""
         return _sse({"type": "content_block_stop", "index": index})
 
     def _end(self) -> bytes:

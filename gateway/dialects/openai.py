@@ -184,15 +184,17 @@ class OpenAIStreamDecoder:
             return self._fail("the provider sent a malformed stream chunk")
         if chunk.get("error"):
             return self._fail(_error_message(chunk["error"]))
-        events = self._begin(chunk)
+        events = [] if self._started else self._begin(chunk)
         choices = chunk.get("choices")
-        for choice in choices if isinstance(choices, list) else ():
-            if isinstance(choice, dict) and choice.get("index", 0) == 0:
-                self._choice(choice, events)
+        if choices and isinstance(choices, list):
+            for choice in choices:
+                if isinstance(choice, dict) and choice.get("index", 0) == 0:
+                    self._choice(choice, events)
         # Usage is held back: some servers repeat it (Groq: in x_groq, then in a usage chunk).
-        usage = _usage_of(chunk)
-        if usage is not None:
-            self._usage = usage
+        if chunk.get("usage") is not None or "x_groq" in chunk:
+            usage = _usage_of(chunk)
+            if usage is not None:
+                self._usage = usage
         return events
 
     def close(self) -> list[StreamEvent]:
@@ -234,14 +236,17 @@ class OpenAIStreamDecoder:
         """Text, tool-call fragments and the finish reason of the first choice."""
         delta = choice.get("delta")
         if isinstance(delta, dict):
-            for key in ("content", "refusal"):
-                text = delta.get(key)
-                if isinstance(text, str) and text:
-                    events.append(TextDelta(text))
+            text = delta.get("content")
+            if text and isinstance(text, str):
+                events.append(TextDelta(text))
+            text = delta.get("refusal")
+            if text and isinstance(text, str):
+                events.append(TextDelta(text))
             calls = delta.get("tool_calls")
-            for position, call in enumerate(calls if isinstance(calls, list) else ()):
-                if isinstance(call, dict):
-                    self._tool_call(call, position, events)
+            if calls and isinstance(calls, list):
+                for position, call in enumerate(calls):
+                    if isinstance(call, dict):
+                        self._tool_call(call, position, events)
         reason = choice.get("finish_reason")
         if reason and not self._finished:
             self._finished = True

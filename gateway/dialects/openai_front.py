@@ -291,13 +291,20 @@ def render_response(resp: ChatResponse, *, created: int) -> dict[str, Any]:
 
 
 class StreamEncoder:
-    """Turns IR stream events into `chat.completion.chunk` SSE frames for one answer."""
+    """Turns IR stream events into `chat.completion.chunk` SSE frames for one answer.
+
+    Every chunk of an answer shares its head (id, created, model) and differs only in the
+    delta and finish reason, so the frame is written from prebuilt byte fragments: the same
+    bytes as serialising the whole chunk object each time, at a fraction of the cost.
+    """
 
     def __init__(self, *, id: str, model: str, created: int, include_usage: bool) -> None:
         self._head = {"id": id, "object": "chat.completion.chunk", "created": created,
                       "model": model}
         if include_usage:
             self._head["usage"] = None  # as OpenAI does: null on every chunk but the last
+        # `data: {head...,"choices":[{"index":0,"delta":` DELTA `,"logprobs":null,...}]}`
+        self._open = b"data: " + orjson.dumps(self._head)[:-1] + b',"choices":[{"index":0,"delta":'
         self._include_usage = include_usage
         self._started = False
         self._finished = False
@@ -308,10 +315,14 @@ class StreamEncoder:
         """Zero or more SSE frames for one event."""
         if self._failed:
             return b""
+        if type(event) is TextDelta and self._started:  # nearly every event: the short way
+            if not event.text:
+                return b""
+            return self._open + b'{"content":' + orjson.dumps(event.text) + b"}" + _NOT_FINISHED
         if isinstance(event, StreamError):
             self._failed = True
             return _frame({"error": {"message": event.message, "type": event.type}})
-        out = b"" if self._started else self._chunk({"role": "assistant", "content": ""})
+        out = b"" if self._started else self._open + _ROLE_DELTA + _NOT_FINISHED
         self._started = True
         if isinstance(event, TextDelta) and event.text:
             out += self._chunk({"content": event.text})
@@ -339,8 +350,15 @@ class StreamEncoder:
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
         """One chunk frame for the first choice."""
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return _frame({**self._head, "choices": [choice]})
+        if finish_reason is None:
+            return self._open + orjson.dumps(delta) + _NOT_FINISHED
+        return (self._open + orjson.dumps(delta) + b',"logprobs":null,"finish_reason":'
+                + orjson.dumps(finish_reason) + b"}]}\n\n")
+
+
+# The fixed parts of a chunk frame (see StreamEncoder).
+_ROLE_DELTA = b'{"role":"assistant","content":""}'
+_NOT_FINISHED = b',"logprobs":null,"finish_reason":null}]}\n\n'
 
 
 def _frame(payload: dict[str, Any]) -> bytes:

@@ -17,7 +17,7 @@ from gateway.errors import GatewayError
 from gateway.responses import JSONResponse
 from gateway.routes import dispatch
 from gateway.routes.llms import read_json
-from gateway.routes.streaming import EventStreamResponse, client_api, encoded
+from gateway.routes.streaming import EventStreamResponse, client_api
 
 
 def error_body(exc: GatewayError) -> dict[str, Any]:
@@ -32,11 +32,10 @@ async def messages(request: Request) -> Response:
     asked_for = chat.model
     if chat.stream:
         streamed = await dispatch.stream(request, chat, requested_model=asked_for)
-        assert streamed.events is not None
+        assert streamed.batches is not None
         encoder = anthropic_front.StreamEncoder(id=anthropic_front.new_message_id(),
                                                 model=asked_for)
-        return EventStreamResponse(encoded(streamed.events, encoder),
-                                   headers=dispatch.headers(streamed))
+        return EventStreamResponse(streamed.batches, encoder, headers=dispatch.headers(streamed))
     routed = await dispatch.complete(request, chat, requested_model=asked_for)
     routed.answer.model = asked_for
     return JSONResponse(anthropic_front.render_response(routed.answer),

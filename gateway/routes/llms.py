@@ -26,7 +26,7 @@ from gateway.errors import (
 from gateway.providers import Provider
 from gateway.responses import JSONResponse
 from gateway.routes import dispatch
-from gateway.routes.streaming import EventStreamResponse, encoded
+from gateway.routes.streaming import EventStreamResponse
 from gateway.state import GatewayState
 from gateway.streaming import SSE_DONE, sse_event
 from generated.models import GenerateRequest
@@ -125,20 +125,29 @@ def _usage(usage: ir.Usage) -> dict[str, int]:
 
 
 class GenerateStreamEncoder:
-    """IR stream events as the SSE events of a streamed `generate` (see the module doc)."""
+    """IR stream events as the SSE events of a streamed `generate` (see the module doc).
+
+    Content events differ only in their text: each is its prebuilt head, the text, and the
+    closing braces (the same bytes as serialising the whole object).
+    """
 
     def __init__(self, provider: Provider, model: str) -> None:
         self._provider = provider.id
         self._model = model
+        self._head = b""
         self._finish: str | None = None
         self._usage: ir.Usage | None = None
 
     def encode(self, event: ir.StreamEvent) -> bytes:
         """A content event per text delta; finish and usage are held for the last event."""
+        if type(event) is ir.TextDelta:  # nearly every event: the short way
+            if not event.text:
+                return b""
+            head = self._head or self._content_head()
+            return head + orjson.dumps(event.text) + b"}}\n\n"
         if isinstance(event, ir.MessageStart) and event.model:
             self._model = event.model
-        elif isinstance(event, ir.TextDelta) and event.text:
-            return self._event(self._body(event.text))
+            self._head = b""
         elif isinstance(event, ir.Finish):
             self._finish = event.reason
         elif isinstance(event, ir.UsageReport):
@@ -155,6 +164,12 @@ class GenerateStreamEncoder:
         if self._usage is not None:
             last["usage"] = _usage(self._usage)
         return self._event(last) + SSE_DONE
+
+    def _content_head(self) -> bytes:
+        """`data: {"provider":...,"response":{...,"content":` for the current model."""
+        body = orjson.dumps(self._body(""))
+        self._head = b"data: " + body[:body.rindex(b'""}}')]
+        return self._head
 
     def _body(self, content: str) -> dict[str, Any]:
         return {"provider": self._provider,
@@ -209,10 +224,9 @@ async def generate(request: Request) -> Response:
     requested = f"{provider.id}/{chat.model}"
     if chat.stream:
         streamed = await dispatch.stream(request, chat, requested_model=requested)
-        assert streamed.events is not None
-        return EventStreamResponse(
-            encoded(streamed.events, GenerateStreamEncoder(provider, chat.model)),
-            headers=dispatch.headers(streamed))
+        assert streamed.batches is not None
+        return EventStreamResponse(streamed.batches, GenerateStreamEncoder(provider, chat.model),
+                                   headers=dispatch.headers(streamed))
     routed = await dispatch.complete(request, chat, requested_model=requested)
     return JSONResponse(render_generate(provider, routed.answer),
                         headers=dispatch.headers(routed))

@@ -20,7 +20,6 @@ from gateway.routes.llms import list_each, read_json
 from gateway.routes.streaming import (
     EventStreamResponse,
     client_api,
-    encoded,
     field_of,
 )
 
@@ -53,12 +52,11 @@ async def chat_completions(request: Request) -> Response:
     if chat.stream:
         include_usage = openai_front.stream_include_usage(body)
         streamed = await dispatch.stream(request, chat, requested_model=asked_for)
-        assert streamed.events is not None
+        assert streamed.batches is not None
         encoder = openai_front.StreamEncoder(
             id=openai_front.new_completion_id(), model=asked_for, created=created,
             include_usage=include_usage)
-        return EventStreamResponse(encoded(streamed.events, encoder),
-                                   headers=dispatch.headers(streamed))
+        return EventStreamResponse(streamed.batches, encoder, headers=dispatch.headers(streamed))
     routed = await dispatch.complete(request, chat, requested_model=asked_for)
     routed.answer.model = asked_for
     return JSONResponse(openai_front.render_response(routed.answer, created=created),

@@ -1,24 +1,26 @@
 """What the streamed and client-API routes share: the SSE response, the event pump, errors.
 
-A streamed answer is written as it is produced: every IR event is encoded and handed to the
-server at once, so a client sees each upstream chunk as soon as the gateway has read it. The
+A streamed answer is written as it is produced: each batch of IR events (what one upstream
+read brought) is encoded at once and handed to the server as one write, so a client sees each
+upstream chunk as soon as the gateway has read it, every event still framed on its own. The
 upstream stream is always closed when the response ends, however it ends (finished, failed,
 or abandoned by a client that went away), which cancels the upstream request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import aclosing
 from typing import Any, Protocol
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.types import Send
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from gateway import ir
+from gateway.chat import LastBatch
 from gateway.errors import GatewayError, InvalidRequest, RequestAborted, UpstreamError
 from gateway.responses import JSONResponse
 
@@ -40,42 +42,96 @@ class StreamEncoder(Protocol):
         ...
 
 
-class EventStreamResponse(StreamingResponse):
-    """A `text/event-stream` response whose body generator is closed however it ends."""
+class _Watch:
+    """Cancels a response's task when its client goes away, while the stream is running."""
+
+    __slots__ = ("gone", "running", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.running = True
+        self.gone = False
+
+    async def listen(self, receive: Receive) -> None:
+        """Wait for the disconnect (the request body was read by the route)."""
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if self.running:
+            self.gone = True
+            self.task.cancel()
+
+
+class EventStreamResponse(Response):
+    """A `text/event-stream` response of IR event batches, written as `encoder` frames them.
+
+    One write per batch; the stream's end goes out with its last batch when that is known to
+    be the last (`chat.LastBatch`). After the first byte an HTTP status can no longer change,
+    so any failure becomes the client API's own error event instead of a clean end. A client
+    that goes away cancels the response at once, even while the upstream is silent, and the
+    batches are closed however the response ends.
+    """
 
     media_type = "text/event-stream"
 
-    def __init__(self, body: AsyncGenerator[bytes, None],
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(body, headers={**SSE_HEADERS, **(headers or {})})
-        self._body = body
+    def __init__(self, batches: AsyncGenerator[list[ir.StreamEvent], None],
+                 encoder: StreamEncoder, headers: dict[str, str] | None = None) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers({**SSE_HEADERS, **(headers or {})})
+        self._batches = batches
+        self._encoder = encoder
 
-    async def stream_response(self, send: Send) -> None:
-        """Write the body; a client that goes away cancels this, and the close still runs."""
-        async with aclosing(self._body):
-            await super().stream_response(send)
-
-
-async def encoded(events: AsyncGenerator[ir.StreamEvent, None],
-                  encoder: StreamEncoder) -> AsyncGenerator[bytes, None]:
-    """Each event's bytes as soon as the event arrives; an error ends the stream as an error.
-
-    After the first byte an HTTP status can no longer change, so any failure becomes the
-    client API's own error event instead of a clean end.
-    """
-    async with aclosing(events):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream the body; a disconnect ends it quietly, as Starlette's own responses do."""
+        task = asyncio.current_task()
+        assert task is not None
+        watch = _Watch(task)
+        # A plain task rather than a task group: it only ever cancels this one.
+        listener = asyncio.get_running_loop().create_task(watch.listen(receive))
         try:
-            async for event in events:
-                data = encoder.encode(event)
-                if data:
-                    yield data
-                if isinstance(event, ir.StreamError):
-                    return
-        except Exception as exc:  # the headers are out: report it in the stream, not as a 500
-            log.error("stream failed after the first byte: %s", type(exc).__name__)
-            yield encoder.encode(ir.StreamError(INTERNAL_ERROR, type="internal_error"))
-            return
-    yield encoder.finish()
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            last = await self._pump(send)
+            watch.running = False
+            await send({"type": "http.response.body", "body": last, "more_body": False})
+            await self._settle()
+        except asyncio.CancelledError:
+            if watch.gone and task.uncancel() == 0:
+                return
+            raise
+        finally:
+            watch.running = False
+            listener.cancel()
+            await self._batches.aclose()
+
+    async def _pump(self, send: Send) -> bytes:
+        """Write the batches as they come; return the stream's last bytes, for the last write."""
+        batches, encode = self._batches, self._encoder.encode
+        while True:
+            try:
+                batch = await batches.__anext__()
+                data = b"".join([encode(event) for event in batch])
+            except StopAsyncIteration:
+                return self._encoder.finish()
+            except Exception as exc:  # the headers are out: an error event, not a 500
+                log.error("stream failed after the first byte: %s", type(exc).__name__)
+                return encode(ir.StreamError(INTERNAL_ERROR, type="internal_error"))
+            if batch and type(batch[-1]) is ir.StreamError:  # always a stream's last event
+                return data
+            if type(batch) is LastBatch:
+                return data + self._encoder.finish()
+            if data:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def _settle(self) -> None:
+        """Run the stream to its end once the client has all of it: what follows the last
+        batch is bookkeeping (usage, the cache, cooldowns), and there is no one left to tell
+        if that fails."""
+        try:
+            async for _ in self._batches:
+                pass
+        except Exception as exc:
+            log.error("stream bookkeeping failed after the answer: %s", type(exc).__name__)
 
 
 ErrorBody = Callable[[GatewayError], dict[str, Any]]

@@ -101,7 +101,7 @@ def _decode(raw: bytes) -> tuple[CachedAnswer, float]:
 
 
 def replay(answer: ir.ChatResponse) -> list[ir.StreamEvent]:
-    """A cached answer as the stream events a provider would have sent."""
+    """A cached answer as the stream events a provider would have sent (one batch)."""
     events: list[ir.StreamEvent] = [ir.MessageStart(id=answer.id, model=answer.model)]
     if answer.text:
         events.append(ir.TextDelta(answer.text))
@@ -129,6 +129,21 @@ class StreamAssembler:
     def usage(self) -> ir.Usage | None:
         """The usage reported so far."""
         return self._answer.usage
+
+    @property
+    def failed(self) -> bool:
+        """Whether the stream reported an error."""
+        return self._failed
+
+    def add_all(self, events: list[ir.StreamEvent]) -> None:
+        """Take a batch of events into account."""
+        text = self._text
+        for event in events:
+            # Text is nearly every event of a stream: the one case worth a shortcut.
+            if type(event) is ir.TextDelta:
+                text.append(event.text)
+            else:
+                self.add(event)
 
     def add(self, event: ir.StreamEvent) -> None:
         """Take one event into account."""

@@ -12,7 +12,6 @@ nothing is retried.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -44,6 +43,8 @@ from gateway.upstream import Upstream
 
 T = TypeVar("T")
 Events = AsyncGenerator[ir.StreamEvent, None]
+Batch = list[ir.StreamEvent]
+Batches = AsyncGenerator[Batch, None]
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -85,9 +86,18 @@ class RoutedResponse(Routed):
 
 @dataclass(slots=True)
 class RoutedStream(Routed):
-    """A routed stream; iterate (and close) `events` exactly like `chat.open_stream`'s."""
+    """A routed stream: iterate (and close) either `batches`, as `chat.open_stream` gives
+    them, or `events`, the same events one by one; not both."""
 
-    events: Events | None = None
+    batches: Batches | None = None
+    _events: Events | None = field(default=None, init=False, repr=False)
+
+    @property
+    def events(self) -> Events | None:
+        """The stream's events one at a time (the same generator on every access)."""
+        if self._events is None and self.batches is not None:
+            self._events = _one_by_one(self.batches)
+        return self._events
 
 
 @dataclass(slots=True)
@@ -179,33 +189,32 @@ class Router:
         key = cache_key(request, plan.name) if read or write else ""
         if read and (hit := await self.cache.get(key)) is not None:
             return RoutedStream(hit.provider, hit.model, True, [], self._provider(hit),
-                                events=_from_list(replay(hit.answer)))
+                                batches=_from_list(replay(hit.answer)))
 
-        async def call(candidate: Candidate) -> tuple[list[ir.StreamEvent], Events]:
-            chat_request = dataclasses.replace(request, model=candidate.model, stream=True)
-            events = await chat.open_stream(self.upstream, self.telemetry, candidate.provider,
-                                            chat_request)
-            assert isinstance(events, AsyncGenerator)
-            return await _peek(candidate, events), events
+        async def call(candidate: Candidate) -> tuple[list[Batch], Batches]:
+            chat_request = request.retarget(candidate.model, stream=True)
+            batches = await chat.open_stream(self.upstream, self.telemetry, candidate.provider,
+                                             chat_request)
+            return await _peek(candidate, batches), batches
 
         run = self._new_run(plan)
-        candidate, (head, events) = await self._route(run, call)
-        body = self._committed(candidate, head, events, key if write else None)
+        candidate, (head, batches) = await self._route(run, call)
+        body = self._committed(candidate, head, batches, key if write else None)
         return RoutedStream(candidate.provider_id, candidate.model, False, run.attempts,
-                            candidate.provider, events=body)
+                            candidate.provider, batches=body)
 
-    async def _committed(self, candidate: Candidate, head: list[ir.StreamEvent],
-                         events: Events, key: str | None) -> Events:
-        """The chosen stream: its peeked events, then the rest; bookkeeping when it ends."""
+    async def _committed(self, candidate: Candidate, head: list[Batch], batches: Batches,
+                         key: str | None) -> Batches:
+        """The chosen stream: its peeked batches, then the rest; bookkeeping when it ends."""
         assembler = StreamAssembler(candidate.model)
-        async with aclosing(events):
-            for event in head:
-                assembler.add(event)
-                yield event
-            async for event in events:
-                assembler.add(event)
-                yield event
-                if isinstance(event, ir.StreamError):
+        async with aclosing(batches):
+            for batch in head:
+                assembler.add_all(batch)
+                yield batch
+            async for batch in batches:
+                assembler.add_all(batch)
+                yield batch
+                if assembler.failed:
                     break
         await self._spend(candidate, assembler.usage)
         answer = assembler.result()
@@ -327,27 +336,35 @@ class Router:
         return self.catalog.providers.get(hit.provider)
 
 
-async def _peek(candidate: Candidate, events: Events) -> list[ir.StreamEvent]:
-    """The stream's events up to its first content; an error before that raises instead.
+async def _peek(candidate: Candidate, batches: Batches) -> list[Batch]:
+    """The stream's batches up to the one with its first content; an error before that
+    content raises instead.
 
     Nothing has reached the caller yet, so a stream that fails here can still fall back.
     """
-    head: list[ir.StreamEvent] = []
+    head: list[Batch] = []
     try:
-        async for event in events:
-            if isinstance(event, ir.StreamError):
-                raise UpstreamError(f"{candidate.provider_id} failed before its first event: "
-                                    f"{event.message}", provider=candidate.provider_id,
-                                    code=event.type)
-            head.append(event)
-            if not isinstance(event, ir.MessageStart):
-                break
+        async for batch in batches:
+            head.append(batch)
+            for event in batch:
+                if isinstance(event, ir.StreamError):
+                    raise UpstreamError(f"{candidate.provider_id} failed before its first "
+                                        f"event: {event.message}",
+                                        provider=candidate.provider_id, code=event.type)
+                if not isinstance(event, ir.MessageStart):
+                    return head
     except BaseException:
-        await events.aclose()
+        await batches.aclose()
         raise
     return head
 
 
-async def _from_list(events: list[ir.StreamEvent]) -> Events:
-    for event in events:
-        yield event
+async def _from_list(events: list[ir.StreamEvent]) -> Batches:
+    yield chat.LastBatch(events)
+
+
+async def _one_by_one(batches: Batches) -> Events:
+    async with aclosing(batches):
+        async for batch in batches:
+            for event in batch:
+                yield event
