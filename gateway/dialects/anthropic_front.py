@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import secrets
+from random import getrandbits
 from typing import Any
 
 import orjson
@@ -260,8 +260,8 @@ def _answer_input(call: ToolCall) -> dict[str, Any]:
 
 
 def new_message_id() -> str:
-    """A fresh `msg_...` id for answers whose upstream gave none."""
-    return "msg_" + secrets.token_hex(12)
+    """A fresh `msg_...` id for answers whose upstream gave none (unique, not secret)."""
+    return f"msg_{getrandbits(96):024x}"
 
 
 def render_response(resp: ChatResponse) -> dict[str, Any]:
