@@ -4,6 +4,10 @@ The application builds one `Telemetry` (or `NoopTelemetry`) with `create_telemet
 wraps itself in `TelemetryMiddleware`, adds `telemetry.metrics_routes()`, wraps each
 provider call in `telemetry.upstream_attempt(...)`, and calls `telemetry.shutdown()`
 when the lifespan ends. `configure_logging` runs once at start-up, telemetry or not.
+
+The per-request work is kept small: spans (`spans`) and histograms (`histograms`) are
+recorded by this package rather than by the SDK's tracer and instruments, and leave through
+the SDK's exporters and metric readers (spans encoded by `otlp`, off the event loop).
 """
 
 from gateway.telemetry.attempt import Attempt

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Protocol
 
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, set_span_in_context
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
+from gateway.telemetry.histograms import LabelKey
 from gateway.telemetry.instruments import Instruments
 from gateway.telemetry.labels import LabelBudget
+from gateway.telemetry.spans import CLIENT, CURRENT_SPAN, AttributeValue, Tracer
 
-# Only trace context goes upstream: the caller's baggage is theirs, not the provider's.
-_UPSTREAM_PROPAGATOR = TraceContextTextMapPropagator()
+_MAX_LABEL_KEYS = 4096
 
 
 class Attempt(Protocol):
@@ -67,19 +67,79 @@ class NoopAttempt:
 NOOP_ATTEMPT = NoopAttempt()
 
 
+@dataclass(frozen=True)
+class AttemptLabelKeys:
+    """The metric attributes of one attempt: durations, and token usage by token type."""
+
+    duration: LabelKey
+    input_tokens: LabelKey
+    output_tokens: LabelKey
+
+
+class ClientSide:
+    """What every `UpstreamAttempt` of one `Telemetry` shares."""
+
+    def __init__(self, *, tracer: Tracer, instruments: Instruments, models: LabelBudget,
+                 bounded: LabelBudget, clean: Callable[[str], str]) -> None:
+        self.tracer = tracer
+        self.instruments = instruments
+        self.clean = clean
+        self._models = models
+        self._bounded = bounded
+        self._label_keys: dict[tuple[str, str, str | None, str | None, str | None],
+                               AttemptLabelKeys] = {}
+
+    def label_keys(self, provider: str, operation: str, request_model: str | None,
+                   response_model: str | None, error_type: str | None) -> AttemptLabelKeys:
+        """The attributes for these raw values, each bounded by its budget and redacted.
+
+        Kept by the raw values: a value's label never changes once its budget decided it.
+        """
+        values = (provider, operation, request_model, response_model, error_type)
+        found = self._label_keys.get(values)
+        if found is None:
+            if len(self._label_keys) >= _MAX_LABEL_KEYS:
+                self._label_keys.clear()
+            found = self._label_keys[values] = self._build(*values)
+        return found
+
+    def _build(self, provider: str, operation: str, request_model: str | None,
+               response_model: str | None, error_type: str | None) -> AttemptLabelKeys:
+        models = self._models
+        usage: list[tuple[str, AttributeValue]] = [
+            ("gen_ai.operation.name", self._bounded.value("operation", operation) or ""),
+            ("gen_ai.provider.name", models.group(provider)),
+        ]
+        for name, model in (("gen_ai.request.model", request_model),
+                            ("gen_ai.response.model", response_model)):
+            label = models.value(provider, model)
+            if label is not None:
+                usage.append((name, label))
+        duration = list(usage)
+        if error_type is not None:
+            duration.append(("error.type", self._bounded.value("error.type", error_type) or ""))
+        return AttemptLabelKeys(
+            duration=tuple(duration),
+            input_tokens=(*usage, ("gen_ai.token.type", "input")),
+            output_tokens=(*usage, ("gen_ai.token.type", "output")))
+
+
 class UpstreamAttempt:
     """A live attempt; use as a context manager around the whole call, stream included.
 
-    The span is never made the current one: the call may span many suspensions of a
-    streaming generator, and it needs no children.
+    Its CLIENT span is a child of the request's SERVER span. It is never made the current
+    span: the call may span many suspensions of a streaming generator, and has no children.
+    Every text attribute is redacted as it is set (models and finish reasons come from
+    callers and providers).
     """
 
-    def __init__(self, *, tracer: Tracer, instruments: Instruments, models: LabelBudget,
-                 bounded: LabelBudget, provider: str, model: str | None, operation: str,
-                 server_address: str) -> None:
-        self._instruments = instruments
-        self._models = models
-        self._bounded = bounded
+    __slots__ = ("_client", "_error_type", "_first_token_s", "_headers", "_operation",
+                 "_provider", "_request_model", "_response_model", "_span", "_start",
+                 "_tokens")
+
+    def __init__(self, client: ClientSide, *, provider: str, model: str | None,
+                 operation: str, server_address: str) -> None:
+        self._client = client
         self._provider = provider
         self._request_model = model
         self._operation = operation
@@ -88,14 +148,21 @@ class UpstreamAttempt:
         self._error_type: str | None = None
         self._first_token_s: float | None = None
         self._start = time.perf_counter()
-        attributes = {"gen_ai.operation.name": operation, "gen_ai.provider.name": provider,
-                      "server.address": server_address}
+        clean = client.clean
+        name = clean(operation)
+        attributes: dict[str, AttributeValue] = {
+            "gen_ai.operation.name": name,
+            "gen_ai.provider.name": clean(provider),
+            "server.address": clean(server_address),
+        }
         if model is not None:
-            attributes["gen_ai.request.model"] = model
-        name = f"{operation} {model}" if model else operation
-        self._span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
-        self._headers: dict[str, str] = {}
-        _UPSTREAM_PROPAGATOR.inject(self._headers, context=set_span_in_context(self._span))
+            request_model = attributes["gen_ai.request.model"] = clean(model)
+            if model:
+                name = f"{name} {request_model}"
+        self._span = span = client.tracer.start(name, CLIENT, attributes, CURRENT_SPAN.get())
+        self._headers = {"traceparent": span.traceparent}
+        if span.trace_state:
+            self._headers["tracestate"] = span.trace_state
 
     @property
     def headers(self) -> dict[str, str]:
@@ -107,15 +174,16 @@ class UpstreamAttempt:
         """Record the response model, token counts and finish reasons on the span."""
         self._response_model = model
         self._tokens = (input_tokens, output_tokens)
-        span = self._span
+        attributes = self._span.attributes
+        clean = self._client.clean
         if model is not None:
-            span.set_attribute("gen_ai.response.model", model)
+            attributes["gen_ai.response.model"] = clean(model)
         if input_tokens is not None:
-            span.set_attribute("gen_ai.usage.input_tokens", input_tokens)
+            attributes["gen_ai.usage.input_tokens"] = input_tokens
         if output_tokens is not None:
-            span.set_attribute("gen_ai.usage.output_tokens", output_tokens)
+            attributes["gen_ai.usage.output_tokens"] = output_tokens
         if finish_reasons:
-            span.set_attribute("gen_ai.response.finish_reasons", list(finish_reasons))
+            attributes["gen_ai.response.finish_reasons"] = tuple(map(clean, finish_reasons))
 
     def set_error(self, error_type: str) -> None:
         """Mark the attempt failed; `error_type` is a class name or code, never a message."""
@@ -137,34 +205,21 @@ class UpstreamAttempt:
         self._finish(time.perf_counter() - self._start)
 
     def _finish(self, duration: float) -> None:
+        client = self._client
+        span = self._span
         if self._error_type is not None:
-            self._span.set_attribute("error.type", self._error_type)
-            self._span.set_status(Status(StatusCode.ERROR, self._error_type))
-        self._span.end()
-        labels = self._labels()
-        instruments = self._instruments
-        instruments.client_operation_duration.record(duration, labels)
-        instruments.server_request_duration.record(duration, labels)
+            span.error = client.clean(self._error_type)
+            span.attributes["error.type"] = span.error
+        client.tracer.end(span)
+        keys = client.label_keys(self._provider, self._operation, self._request_model,
+                                 self._response_model, self._error_type)
+        instruments = client.instruments
+        instruments.client_operation_duration.record(duration, keys.duration, span)
         if self._first_token_s is not None:
-            instruments.server_time_to_first_token.record(self._first_token_s, labels)
-        usage = {k: v for k, v in labels.items() if k != "error.type"}
-        for token_type, count in zip(("input", "output"), self._tokens, strict=True):
-            if count is not None:
-                instruments.client_token_usage.record(
-                    count, {**usage, "gen_ai.token.type": token_type})
-
-    def _labels(self) -> dict[str, Any]:
-        provider = self._models.group(self._provider)
-        labels: dict[str, Any] = {
-            "gen_ai.operation.name": self._bounded.value("operation", self._operation),
-            "gen_ai.provider.name": provider,
-        }
-        request_model = self._models.value(provider, self._request_model)
-        if request_model is not None:
-            labels["gen_ai.request.model"] = request_model
-        response_model = self._models.value(provider, self._response_model)
-        if response_model is not None:
-            labels["gen_ai.response.model"] = response_model
-        if self._error_type is not None:
-            labels["error.type"] = self._bounded.value("error.type", self._error_type)
-        return labels
+            instruments.server_time_to_first_token.record(self._first_token_s, keys.duration,
+                                                          span)
+        input_tokens, output_tokens = self._tokens
+        if input_tokens is not None:
+            instruments.client_token_usage.record(input_tokens, keys.input_tokens, span)
+        if output_tokens is not None:
+            instruments.client_token_usage.record(output_tokens, keys.output_tokens, span)

@@ -22,8 +22,8 @@ class TelemetryConfig:
     metrics_path: str = "/metrics"
     otlp_endpoint: str | None = None
     environment: str | None = None
-    # Values scrubbed from span attributes before export (logs get theirs from
-    # configure_logging); kept out of repr so the config can be logged safely.
+    # Values scrubbed from span attributes and metric labels as they are set (logs get
+    # theirs from configure_logging); kept out of repr so the config can be logged safely.
     secrets: tuple[str, ...] = field(default=(), repr=False)
     # Distinct model names per provider that may become metric labels; the rest are "other".
     max_models_per_provider: int = 50

@@ -7,24 +7,30 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 from starlette.routing import BaseRoute, Route
 from starlette.types import Scope
 
-from gateway.telemetry.attempt import NOOP_ATTEMPT, Attempt, UpstreamAttempt
+from gateway.telemetry.attempt import NOOP_ATTEMPT, Attempt, ClientSide, UpstreamAttempt
 from gateway.telemetry.config import TelemetryConfig
+from gateway.telemetry.histograms import MetricsHub
 from gateway.telemetry.instruments import Instruments
 from gateway.telemetry.labels import LabelBudget
+from gateway.telemetry.otlp import OtlpSpanSender, SpanBatcher, SpanEncoder
 from gateway.telemetry.prometheus import PrometheusEndpoint
-from gateway.telemetry.redaction import RedactingSpanExporter, Redactor
-from gateway.telemetry.server_span import NOOP_OBSERVATION, NoopObservation, ServerObservation
+from gateway.telemetry.redaction import Redactor
+from gateway.telemetry.server_span import (
+    NOOP_OBSERVATION,
+    NoopObservation,
+    ServerObservation,
+    ServerSide,
+)
+from gateway.telemetry.spans import ExporterSink, SpanSink, Tracer
 
 _SCOPE_NAME = "gateway"
 
@@ -75,46 +81,54 @@ class NoopTelemetry:
 
 
 class Telemetry:
-    """Live telemetry: its own tracer and meter providers (the global ones stay untouched)."""
+    """Live telemetry: its own tracer and metric readers (the global providers stay untouched).
+
+    Spans are recorded by `spans.Tracer` and metrics by `histograms.Histogram`, both much
+    cheaper per request than the SDK's; the SDK's readers and exporters carry them out.
+    """
 
     enabled = True
 
     def __init__(self, config: TelemetryConfig) -> None:
         self.config = config
         resource = _resource(config)
-        redactor = Redactor(config.secrets)
-        self._tracer_provider = TracerProvider(resource=resource)
+        scope = InstrumentationScope(_SCOPE_NAME)
+        clean = Redactor(config.secrets).text
+        sinks: list[SpanSink] = []
         if config.span_exporter is not None:
-            self._tracer_provider.add_span_processor(
-                SimpleSpanProcessor(RedactingSpanExporter(config.span_exporter, redactor)))
+            sinks.append(ExporterSink(config.span_exporter, resource=resource, scope=scope))
         readers: list[MetricReader] = list(config.metric_readers)
         # A registry of our own: the process-wide default one may only hold one such reader.
         self._registry = CollectorRegistry()
         readers.append(PrometheusMetricReader(registry=self._registry))
         if config.otlp_endpoint:
-            self._tracer_provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(
-                OTLPSpanExporter(endpoint=_signal_url(config.otlp_endpoint, "traces")),
-                redactor)))
+            sinks.append(SpanBatcher(
+                OtlpSpanSender(endpoint=_signal_url(config.otlp_endpoint, "traces")),
+                SpanEncoder(resource, scope)))
             readers.append(PeriodicExportingMetricReader(
                 OTLPMetricExporter(endpoint=_signal_url(config.otlp_endpoint, "metrics"))))
-        self._meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-        self._tracer = self._tracer_provider.get_tracer(_SCOPE_NAME)
-        self._instruments = Instruments.create(self._meter_provider.get_meter(_SCOPE_NAME))
-        self._models = LabelBudget(config.max_models_per_provider)
-        self._bounded = LabelBudget(32)
+        self._sinks = tuple(sinks)
+        tracer = Tracer(sinks, sampler=_get_from_env_or_default())
+        instruments = Instruments.create()
+        self._metrics = MetricsHub(instruments.all(), readers, resource=resource, scope=scope)
+        self._server = ServerSide(tracer=tracer, duration=instruments.http_server_duration,
+                                  clean=clean)
+        self._client = ClientSide(
+            tracer=tracer, instruments=instruments, clean=clean,
+            models=LabelBudget(config.max_models_per_provider, clean=clean),
+            bounded=LabelBudget(32, clean=clean))
         self.metrics_app = PrometheusEndpoint(self._registry)
+        self._stopped = False
 
     def observe_request(self, scope: Scope) -> ServerObservation:
         """Open the SERVER span for `scope` and make it current for the request."""
-        return ServerObservation(scope, tracer=self._tracer, instruments=self._instruments)
+        return ServerObservation(scope, self._server)
 
     def upstream_attempt(self, *, provider: str, model: str | None, operation: str,
                          server_address: str) -> AbstractContextManager[Attempt]:
         """Open a CLIENT span for one provider call; metrics are recorded when it exits."""
-        return UpstreamAttempt(tracer=self._tracer, instruments=self._instruments,
-                               models=self._models, bounded=self._bounded, provider=provider,
-                               model=model, operation=operation,
-                               server_address=server_address)
+        return UpstreamAttempt(self._client, provider=provider, model=model,
+                               operation=operation, server_address=server_address)
 
     def metrics_routes(self) -> list[BaseRoute]:
         """The Prometheus endpoint at the configured path."""
@@ -122,14 +136,18 @@ class Telemetry:
 
     def force_flush(self, timeout_millis: int = 10_000) -> bool:
         """Push every finished span and the current metrics to the exporters now."""
-        spans = self._tracer_provider.force_flush(timeout_millis)
-        metrics = self._meter_provider.force_flush(timeout_millis)
-        return bool(spans and metrics)
+        spans = all([sink.force_flush(timeout_millis) for sink in self._sinks])
+        metrics = self._metrics.force_flush(timeout_millis)
+        return spans and metrics
 
     def shutdown(self) -> None:
-        """Flush, then stop every processor and reader."""
-        self._tracer_provider.shutdown()
-        self._meter_provider.shutdown()
+        """Flush, then stop every span sink and metric reader (once; later calls return)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for sink in self._sinks:
+            sink.shutdown()
+        self._metrics.shutdown()
 
 
 def create_telemetry(config: TelemetryConfig) -> Telemetry | NoopTelemetry:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opentelemetry.metrics import Histogram, Meter
+from gateway.telemetry.histograms import Histogram
 
 # Boundaries advised by the OpenTelemetry HTTP and GenAI semantic conventions; the SDK's
 # default buckets are in milliseconds and would put every request in the first bucket.
@@ -24,31 +24,35 @@ class Instruments:
     http_server_duration: Histogram
     client_operation_duration: Histogram
     client_token_usage: Histogram
-    server_request_duration: Histogram
     server_time_to_first_token: Histogram
 
     @classmethod
-    def create(cls, meter: Meter) -> Instruments:
-        """Create the instruments on `meter`."""
+    def create(cls) -> Instruments:
+        """Create the instruments."""
         return cls(
-            http_server_duration=meter.create_histogram(
+            http_server_duration=Histogram(
                 "http.server.request.duration", unit="s",
                 description="Duration of HTTP server requests, to the end of the body.",
-                explicit_bucket_boundaries_advisory=_HTTP_SECONDS),
-            client_operation_duration=meter.create_histogram(
+                boundaries=_HTTP_SECONDS),
+            # gen_ai.server.request.duration has the same values: it is exported from the
+            # same series.
+            client_operation_duration=Histogram(
                 "gen_ai.client.operation.duration", unit="s",
                 description="Duration of one call to a model provider.",
-                explicit_bucket_boundaries_advisory=_GENAI_SECONDS),
-            client_token_usage=meter.create_histogram(
+                boundaries=_GENAI_SECONDS,
+                aliases=[("gen_ai.server.request.duration",
+                          "Time to the last byte of a model answer.")]),
+            client_token_usage=Histogram(
                 "gen_ai.client.token.usage", unit="{token}",
                 description="Input and output tokens used per provider call.",
-                explicit_bucket_boundaries_advisory=_TOKENS),
-            server_request_duration=meter.create_histogram(
-                "gen_ai.server.request.duration", unit="s",
-                description="Time to the last byte of a model answer.",
-                explicit_bucket_boundaries_advisory=_GENAI_SECONDS),
-            server_time_to_first_token=meter.create_histogram(
+                boundaries=_TOKENS),
+            server_time_to_first_token=Histogram(
                 "gen_ai.server.time_to_first_token", unit="s",
                 description="Time to the first token of a streamed model answer.",
-                explicit_bucket_boundaries_advisory=_FIRST_TOKEN_SECONDS),
+                boundaries=_FIRST_TOKEN_SECONDS),
         )
+
+    def all(self) -> tuple[Histogram, ...]:
+        """Every instrument, in a fixed order."""
+        return (self.http_server_duration, self.client_operation_duration,
+                self.client_token_usage, self.server_time_to_first_token)

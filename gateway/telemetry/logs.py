@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import sys
 import time
 import traceback
-from collections.abc import Iterable, Mapping
-from contextlib import nullcontext
+from collections.abc import Collection, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -17,10 +19,13 @@ from gateway.errors import GatewayError
 from gateway.telemetry.redaction import Redactor
 
 ACCESS_LOGGER = "gateway.access"
+MAX_HELD_LINES = 256
+"""Access-log lines held at most before they are written."""
 _access = logging.getLogger(ACCESS_LOGGER)
 
 # Attributes every LogRecord has; anything else on a record came in through `extra=`.
 _RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_NUMBERS = (int, float, bool)
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR, "critical": logging.CRITICAL}
 
@@ -54,17 +59,28 @@ class JsonLineFormatter(logging.Formatter):
             line["error"] = self._describe(record.exc_info[1])
         if record.stack_info:
             line["stack"] = redact(record.stack_info)
-        return orjson.dumps(line, default=lambda v: redact(str(v))).decode()
+        return orjson.dumps(line, default=self._redacted_str).decode()
 
-    def access_line(self, fields: Mapping[str, Any]) -> str:
+    def access_line(self, fields: Mapping[str, Any],
+                    trusted: Collection[str] = frozenset()) -> str:
         """What `format` gives for an access-log record with these `extra` fields, built
-        without a LogRecord (the access log is written once per request)."""
+        without a LogRecord (the access log is written once per request).
+
+        Fields named in `trusted` and numbers are written without redaction.
+        """
         redact = self._redactor.value
         line: dict[str, Any] = {"ts": _timestamp(time.time()), "level": "info",
                                 "logger": ACCESS_LOGGER, "msg": "request"}
         for key, value in fields.items():
-            line[key] = redact(value)
-        return orjson.dumps(line, default=lambda v: redact(str(v))).decode()
+            if value is None or key in trusted or type(value) in _NUMBERS:
+                line[key] = value
+            else:
+                line[key] = redact(value)
+        return orjson.dumps(line, default=self._redacted_str).decode()
+
+    def _redacted_str(self, value: object) -> str:
+        """How orjson writes a value it cannot serialise itself."""
+        return self._redactor.text(str(value))
 
     def _describe(self, exc: BaseException) -> dict[str, str]:
         try:
@@ -79,10 +95,19 @@ class JsonLineFormatter(logging.Formatter):
 
 
 class _StdoutHandler(logging.StreamHandler[TextIO]):
-    """Writes to whatever `sys.stdout` is at the time of each record."""
+    """Writes to whatever `sys.stdout` is at the time of each record.
+
+    Access-log lines (`write_soon`) are held and written together once the event loop has
+    run the callbacks already due: a write per batch rather than a system call per request
+    (the image runs with PYTHONUNBUFFERED, so every write reaches the file). Any other
+    record, `flush` and `close` write the held lines first, so the output keeps its order.
+    """
 
     def __init__(self) -> None:
         super().__init__(sys.stdout)
+        self._held: list[str] = []
+        self._held_for: TextIO | None = None  # the stdout the held lines were written to
+        self._flushing_on: asyncio.AbstractEventLoop | None = None  # where a write is due
 
     @property
     def stream(self) -> TextIO:
@@ -92,6 +117,56 @@ class _StdoutHandler(logging.StreamHandler[TextIO]):
     def stream(self, _value: TextIO) -> None:
         # logging assigns the stream in __init__ and setStream; the live sys.stdout wins.
         pass
+
+    def write_soon(self, line: str) -> None:
+        """Write `line` (a whole line, terminator included) with the next batch."""
+        with self._lock():
+            stream = self.stream
+            if stream is not self._held_for:
+                self._write_held()
+                self._held_for = stream
+            self._held.append(line)
+            if len(self._held) < MAX_HELD_LINES and self._schedule():
+                return
+            self._write_held()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write the held lines, then `record` (logging holds the lock here)."""
+        self._write_held()
+        super().emit(record)
+
+    def flush(self) -> None:
+        """Write the held lines and flush the stream."""
+        with self._lock():
+            self._write_held()
+            super().flush()
+
+    def _lock(self) -> AbstractContextManager[Any]:
+        return self.lock or nullcontext()
+
+    def _schedule(self) -> bool:
+        """Have the loop write the held lines after its ready callbacks; False off a loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        if self._flushing_on is not loop:
+            self._flushing_on = loop
+            loop.call_soon(self.flush)
+        return True
+
+    def _write_held(self) -> None:
+        self._flushing_on = None
+        if not self._held:
+            return
+        text = "".join(self._held)
+        self._held.clear()
+        stream = self._held_for or self.stream
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError):  # as logging does: a lost log line never fails a request
+            pass
 
 
 def configure_logging(level: str, secrets: Iterable[str]) -> logging.Handler:
@@ -110,8 +185,25 @@ def configure_logging(level: str, secrets: Iterable[str]) -> logging.Handler:
     return handler
 
 
+_MILLISECONDS = [f".{ms:03d}+00:00" for ms in range(1000)]
+# The formatted date and time of the latest second seen, as (second, text).
+_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
 def _timestamp(created: float) -> str:
-    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    """`created` as ISO 8601 in UTC with milliseconds, the date and time formatted once per
+    second (`datetime.isoformat(timespec="milliseconds")` gives the same text)."""
+    global _second
+    fraction, whole = math.modf(created)  # split and rounded as datetime.fromtimestamp does
+    micros = round(fraction * 1e6)
+    second = int(whole)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    cached = _second
+    if cached[0] != second:
+        cached = _second = (second, datetime.fromtimestamp(second, UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S"))
+    return cached[1] + _MILLISECONDS[micros // 1000]
 
 
 def _sole_json_handler() -> _StdoutHandler | None:
@@ -139,8 +231,12 @@ def _sole_json_handler() -> _StdoutHandler | None:
     return handler
 
 
-def log_access(fields: Mapping[str, Any]) -> None:
-    """Write the access-log line for one finished request."""
+def log_access(fields: Mapping[str, Any], *, trusted: Collection[str] = frozenset()) -> None:
+    """Write the access-log line for one finished request.
+
+    `trusted` names the fields the caller made itself and that cannot hold a secret (its
+    own ids, numbers); every other text is redacted.
+    """
     if not _access.isEnabledFor(logging.INFO):
         return
     handler = _sole_json_handler()
@@ -149,11 +245,4 @@ def log_access(fields: Mapping[str, Any]) -> None:
         return
     formatter = handler.formatter
     assert isinstance(formatter, JsonLineFormatter)
-    line = formatter.access_line(fields) + handler.terminator
-    with handler.lock or nullcontext():
-        try:
-            stream = handler.stream
-            stream.write(line)
-            stream.flush()
-        except (OSError, ValueError):  # as logging does: a lost log line never fails a request
-            pass
+    handler.write_soon(formatter.access_line(fields, trusted) + handler.terminator)

@@ -14,19 +14,29 @@ from gateway.telemetry.core import TelemetryHooks
 from gateway.telemetry.logs import log_access
 
 REQUEST_ID_HEADER = b"x-request-id"
+_MAX_TEMPLATES = 1024
+# Access-log fields the middleware makes itself, which cannot hold a secret: written as
+# they are. The method, path, provider, model and a caller's request id are redacted.
+_OWN_FIELDS = frozenset({"status", "duration_ms", "trace_id"})
+_OWN_FIELDS_AND_ID = _OWN_FIELDS | {"request_id"}
 # Visible ASCII with inner spaces allowed: safe in a header, a log line and a span.
 _VALID_REQUEST_ID = re.compile(r"[!-~](?:[ -~]{0,126}[!-~])?")
 
 
 def accept_request_id(value: bytes | None) -> str:
     """The caller's request id when printable and at most 128 characters, else a new one."""
+    return _request_id(value)[0]
+
+
+def _request_id(value: bytes | None) -> tuple[str, bool]:
+    """`accept_request_id`, and whether the id is the caller's (text to redact when logged)."""
     if value is not None:
         text = value.decode("latin-1")
         if _VALID_REQUEST_ID.fullmatch(text):
-            return text
+            return text, True
     # 128 random bits: unique, not secret. `random` is reseeded in forked children, and
     # is far cheaper per request than a system call for entropy.
-    return f"{getrandbits(128):032x}"
+    return f"{getrandbits(128):032x}", False
 
 
 class TelemetryMiddleware:
@@ -39,16 +49,20 @@ class TelemetryMiddleware:
     def __init__(self, app: ASGIApp, *, telemetry: TelemetryHooks) -> None:
         self.app = app
         self.telemetry = telemetry
+        # Route templates by (method, root_path, path): the routes never change, and matching
+        # them again costs more than the rest of the observation.
+        self._templates: dict[tuple[str, str, str], str | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        request_id = accept_request_id(_header(scope, REQUEST_ID_HEADER))
+        request_id, callers_id = _request_id(_header(scope, REQUEST_ID_HEADER))
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
-        entry = {"path": scope.get("path", ""), "root_path": scope.get("root_path", "")}
+        path = scope.get("path", "")
+        root_path = scope.get("root_path", "")
         observation = self.telemetry.observe_request(scope)
         status = 500
         ended: float | None = None
@@ -70,15 +84,29 @@ class TelemetryMiddleware:
             raise
         finally:
             duration = (ended or time.perf_counter()) - start
-            route = route_template(scope, entry) if self.telemetry.enabled else None
+            route = self._route(scope, path, root_path) if self.telemetry.enabled else None
             observation.finish(status=status, route=route, error_type=error_type,
                                duration=duration)
             log_access({
-                "method": scope.get("method"), "path": entry["path"], "status": status,
+                "method": scope.get("method"), "path": path, "status": status,
                 "provider": state.get("provider"), "model": state.get("model"),
                 "duration_ms": round(duration * 1000, 3), "request_id": request_id,
                 "trace_id": observation.trace_id,
-            })
+            }, trusted=_OWN_FIELDS if callers_id else _OWN_FIELDS_AND_ID)
+
+    def _route(self, scope: Scope, path: str, root_path: str) -> str | None:
+        explicit = scope.get("state", {}).get("route_template")
+        if isinstance(explicit, str):
+            return explicit
+        key = (scope.get("method", "GET"), root_path, path)
+        templates = self._templates
+        if key in templates:
+            return templates[key]
+        template = route_template(scope, {"path": path, "root_path": root_path})
+        if len(templates) >= _MAX_TEMPLATES:
+            templates.clear()
+        templates[key] = template
+        return template
 
 
 def route_template(scope: Scope, entry: dict[str, str]) -> str | None:

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
-
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import Status
 
 REDACTED = "[REDACTED]"
 
@@ -79,51 +75,3 @@ class Redactor:
         if isinstance(value, (list, tuple)):
             return type(value)(self.value(v) for v in value)
         return value
-
-
-class RedactingSpanExporter(SpanExporter):
-    """Wraps an exporter; spans carrying a secret in any string are copied scrubbed."""
-
-    def __init__(self, inner: SpanExporter, redactor: Redactor) -> None:
-        self._inner = inner
-        self._redactor = redactor
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Export through the wrapped exporter, after scrubbing."""
-        return self._inner.export([self._scrub(span) for span in spans])
-
-    def shutdown(self) -> None:
-        """Shut the wrapped exporter down."""
-        self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Flush the wrapped exporter."""
-        return self._inner.force_flush(timeout_millis)
-
-    def _scrub(self, span: ReadableSpan) -> ReadableSpan:
-        redact = self._redactor.value
-        attributes = dict(span.attributes or {})
-        clean_attributes = redact(attributes)
-        events = [Event(e.name, redact(dict(e.attributes or {})), e.timestamp) for e in span.events]
-        description = span.status.description
-        clean_description = redact(description)
-        unchanged = clean_attributes == attributes and clean_description == description and all(
-            dict(a.attributes or {}) == dict(b.attributes or {})
-            for a, b in zip(events, span.events, strict=True)
-        )
-        if unchanged:
-            return span
-        return ReadableSpan(
-            name=redact(span.name),
-            context=span.context,
-            parent=span.parent,
-            resource=span.resource,
-            attributes=clean_attributes,
-            events=events,
-            links=span.links,
-            kind=span.kind,
-            status=Status(span.status.status_code, clean_description),
-            start_time=span.start_time,
-            end_time=span.end_time,
-            instrumentation_scope=span.instrumentation_scope,
-        )

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import gzip
 import threading
+from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.telemetry import Telemetry, TelemetryConfig
+from gateway.telemetry.otlp import SpanEncoder
+from gateway.telemetry.spans import CLIENT, SERVER, RemoteParent, Tracer, to_readable
+from tests.hardening.process import gateway_process
 from tests.support.server import serve
 from tests.telemetry.conftest import Live, build_app, eventually
 
@@ -70,6 +77,18 @@ class Receiver:
             self.bodies.setdefault(request.path_params["signal"], []).append(body)
         return Response(b"", media_type="application/x-protobuf")
 
+    def span_names(self) -> dict[str, list[object]]:
+        """Every span received so far, by name."""
+        with self.lock:
+            bodies = list(self.bodies["traces"])
+        found: dict[str, list[object]] = {}
+        for body in bodies:
+            for resource in ExportTraceServiceRequest.FromString(body).resource_spans:
+                for scope in resource.scope_spans:
+                    for span in scope.spans:
+                        found.setdefault(span.name, []).append(span)
+        return found
+
 
 def test_otlp_http_receiver_gets_spans_and_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
@@ -99,3 +118,41 @@ def test_otlp_http_receiver_gets_spans_and_metrics(monkeypatch: pytest.MonkeyPat
              for sm in rm.scope_metrics for m in sm.metrics}
     assert {"http.server.request.duration", "gen_ai.client.operation.duration",
             "gen_ai.client.token.usage"} <= names
+
+
+def test_spans_are_encoded_exactly_as_the_sdk_encodes_them() -> None:
+    resource = Resource.create({"service.name": "enc", "replica": 3, "ratio": 1.5, "ok": True})
+    scope = InstrumentationScope("gateway")
+    tracer = Tracer([])
+    caller = RemoteParent(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, True,
+                          "vendor=1,other=x")
+    server = tracer.start("GET /x/{y}", SERVER, {"http.request.method": "GET",
+                                                 "server.port": 8080}, caller)
+    client = tracer.start("chat m", CLIENT, {
+        "gen_ai.request.model": "m", "negative": -3, "large": 2**40, "ratio": 0.25,
+        "flag": False, "gen_ai.response.finish_reasons": ("stop", "length"), "empty": ""},
+        server)
+    client.error = "upstream_timeout"
+    root = tracer.start("", SERVER, {}, None)
+    for span in (client, server, root):
+        tracer.end(span)
+    spans = [server, client, root]
+    expected = encode_spans([to_readable(s, resource=resource, scope=scope)
+                             for s in spans]).SerializeToString()
+    encoder = SpanEncoder(resource, scope)
+    assert encoder.encode(spans) == expected
+    assert encoder.encode(spans) == expected  # again, from the encoder's cache
+
+
+def test_forked_workers_export_their_spans_while_they_run(tmp_path: Path) -> None:
+    receiver = Receiver()
+    with serve(receiver.app) as collector:
+        env = {"ENABLE_TELEMETRY": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+               "SERVER_WORKERS": "2", "OTEL_BSP_SCHEDULE_DELAY": "100"}
+        with gateway_process(env, tmp_path) as gw:
+            for _ in range(10):
+                assert httpx.get(f"{gw.url}/health", timeout=10).status_code == 200
+            # The workers were forked after start-up: each must run its own export thread.
+            health = eventually(lambda: len(receiver.span_names().get("GET /health", [])) >= 10,
+                                timeout=10)
+    assert health

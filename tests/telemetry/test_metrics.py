@@ -5,9 +5,16 @@ from __future__ import annotations
 import time
 
 import httpx
+from opentelemetry.sdk.metrics import Exemplar, Histogram
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    HistogramDataPoint,
+    InMemoryMetricReader,
+)
 
+from gateway.telemetry import Telemetry, TelemetryConfig
 from tests.support.server import serve
-from tests.telemetry.conftest import Live, build_app, eventually
+from tests.telemetry.conftest import SECRET, Live, build_app, eventually
 
 
 def labels(point: object) -> dict[str, object]:
@@ -94,3 +101,69 @@ def test_provider_label_is_capped_too(live: Live) -> None:
                  for p in live.points("gen_ai.client.operation.duration")}
     assert len(providers) <= 65
     assert "other" in providers and "p0" in providers
+
+
+def test_label_values_from_callers_are_redacted(live: Live) -> None:
+    with serve(build_app(live.telemetry)) as s, httpx.Client(trust_env=False) as c:
+        c.get(f"{s.url}/v1/openai/models", params={"model": f"key={SECRET}"})
+        text = c.get(f"{s.url}/metrics").text
+    assert SECRET not in text
+    assert 'gen_ai_request_model="key=[REDACTED]"' in text
+
+
+def test_a_delta_reader_gets_what_changed_since_its_last_collection() -> None:
+    delta = InMemoryMetricReader(preferred_temporality={Histogram: AggregationTemporality.DELTA})
+    cumulative = InMemoryMetricReader()
+    telemetry = Telemetry(TelemetryConfig(enabled=True, metric_readers=(delta, cumulative)))
+
+    def attempt(output_tokens: int) -> None:
+        with telemetry.upstream_attempt(provider="openai", model="m", operation="chat",
+                                        server_address="h") as a:
+            a.set_response("m", 1, output_tokens, ["stop"])
+
+    def output_tokens(reader: InMemoryMetricReader) -> list[HistogramDataPoint]:
+        data = reader.get_metrics_data()
+        return [p for rm in (data.resource_metrics if data else []) for sm in rm.scope_metrics
+                for m in sm.metrics if m.name == "gen_ai.client.token.usage"
+                for p in m.data.data_points if isinstance(p, HistogramDataPoint)
+                and labels(p)["gen_ai.token.type"] == "output"]
+
+    try:
+        attempt(10)
+        attempt(30)
+        (first,) = output_tokens(delta)
+        attempt(5)
+        (second,) = output_tokens(delta)
+        (total,) = output_tokens(cumulative)
+    finally:
+        telemetry.shutdown()
+    assert (first.count, first.sum, first.min, first.max) == (2, 40, 10, 30)
+    assert (second.count, second.sum, second.min, second.max) == (1, 5, 5, 5)
+    assert second.start_time_unix_nano >= first.time_unix_nano
+    assert sum(second.bucket_counts) == 1
+    assert (total.count, total.sum, total.min, total.max) == (3, 45, 5, 30)
+    assert output_tokens(delta) == []  # nothing new
+
+
+def test_a_duration_links_to_the_trace_of_its_request(live: Live) -> None:
+    exemplars: dict[str, list[Exemplar]] = {}
+
+    def collect() -> list[Exemplar] | None:
+        # A collection reports the exemplars recorded since the previous one.
+        data = live.reader.get_metrics_data()
+        for rm in data.resource_metrics if data else []:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    for p in m.data.data_points:
+                        exemplars.setdefault(m.name, []).extend(p.exemplars)
+        return exemplars.get("http.server.request.duration")
+
+    with serve(build_app(live.telemetry)) as s, httpx.Client(trust_env=False) as c:
+        c.get(f"{s.url}/v1/openai/models?model=m1")
+        (server,) = eventually(lambda: live.finished("SERVER"))
+        (duration,) = eventually(collect)
+    (client,) = live.finished("CLIENT")
+    assert (duration.trace_id, duration.span_id) == (server.context.trace_id,
+                                                     server.context.span_id)
+    assert {e.span_id for e in exemplars["gen_ai.client.token.usage"]} == {
+        client.context.span_id}

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from gateway.telemetry import NoopTelemetry, configure_logging
+from tests.hardening.process import gateway_process
 from tests.support.server import serve
 from tests.telemetry.conftest import Live, StreamGate, build_app, eventually
 
@@ -109,6 +111,26 @@ def test_noop_telemetry_hooks_are_shared_constants() -> None:
         attempt.headers["authorization"] = "x"
         assert attempt.headers == {}  # never a shared mutable dict
     assert telemetry.metrics_routes() == []
+
+
+def test_a_callers_request_id_is_returned_as_sent_but_logged_redacted(
+        capsys: pytest.CaptureFixture[str], restore_logging: None) -> None:
+    configure_logging("info", [])
+    with serve(build_app(NoopTelemetry())) as s, client(s.url) as c:
+        r = c.get("/v1/openai/models", headers={"X-Request-ID": "token=abc123def"})
+    (line,) = eventually(lambda: access_lines(capsys.readouterr().out, count=1))
+    assert r.headers["x-request-id"] == "token=abc123def"
+    assert line["request_id"] == "token=[REDACTED]"
+
+
+def test_access_lines_reach_the_output_while_the_gateway_runs(tmp_path: Path) -> None:
+    with gateway_process({"ENABLE_TELEMETRY": "false"}, tmp_path) as gw:
+        rid = httpx.get(f"{gw.url}/health", timeout=10).headers["x-request-id"]
+        # Buffered, but flushed within moments, not at exit.
+        line = eventually(lambda: next((json.loads(text) for text in gw.output().splitlines()
+                                        if rid in text), None))
+        assert gw.proc.poll() is None
+    assert (line["logger"], line["path"], line["status"]) == ("gateway.access", "/health", 200)
 
 
 def access_lines(out: str, count: int) -> list[dict[str, object]] | None:

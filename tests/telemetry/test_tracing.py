@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from gateway.telemetry import Telemetry, TelemetryConfig
 from tests.support.server import serve
 from tests.telemetry.conftest import SECRET, Live, build_app, eventually
 
@@ -113,3 +115,40 @@ def test_attempt_left_by_an_exception_records_only_the_exception_type(live: Live
     assert span.attributes["error.type"] == "ConnectionError"
     assert span.status.description == "ConnectionError"
     assert "Bearer" not in span.to_json()
+
+
+def test_an_unsampled_caller_trace_is_continued_upstream_but_not_exported(live: Live) -> None:
+    with serve(build_app(live.telemetry)) as s:
+        body = get(s.url, "/v1/openai/models?model=m1",
+                   headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00"}).json()
+        assert eventually(lambda: live.points("http.server.request.duration"))
+    version, trace_id, span_id, flags = body["upstream_headers"]["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", TRACE_ID, "00")
+    assert span_id != PARENT_ID
+    assert live.finished() == []
+    assert live.points("gen_ai.client.operation.duration")  # metrics do not sample
+
+
+def test_the_callers_tracestate_travels_upstream(live: Live) -> None:
+    headers = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "tracestate": "vendor=abc,x=1"}
+    with serve(build_app(live.telemetry)) as s:
+        body = get(s.url, "/v1/openai/models", headers=headers).json()
+        server, client = eventually(lambda: sorted(
+            live.finished(), key=lambda sp: sp.kind is SpanKind.CLIENT) if len(
+                live.finished()) == 2 else None)
+    assert body["upstream_headers"]["tracestate"] == "vendor=abc,x=1"
+    assert client.context.trace_state.to_header() == "vendor=abc,x=1"
+    assert server.parent is not None and server.parent.is_remote
+
+
+def test_the_sampler_set_in_the_environment_decides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    spans = InMemorySpanExporter()
+    telemetry = Telemetry(TelemetryConfig(enabled=True, span_exporter=spans))
+    try:
+        with serve(build_app(telemetry)) as s:
+            body = get(s.url, "/v1/openai/models").json()
+    finally:
+        telemetry.shutdown()
+    assert body["upstream_headers"]["traceparent"].endswith("-00")
+    assert spans.get_finished_spans() == ()

@@ -1,0 +1,269 @@
+"""Spans to an OTLP/HTTP collector: batched on a thread, encoded straight to protobuf bytes.
+
+The SDK's exporter builds a protobuf message object per span, attribute and value, and
+serialises the resource (as JSON, to hash it) once per span. The gateway's spans share one
+resource and scope, and their attributes repeat from request to request, so this encoder
+writes the wire format directly, with the resource, the scope and repeated attributes
+encoded once. The message is the one `ExportTraceServiceRequest` the SDK would send; the
+sending (endpoint, headers, TLS, compression, retries from `OTEL_EXPORTER_OTLP_*`) is still
+the SDK exporter's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from gateway.telemetry.spans import Span
+
+log = logging.getLogger(__name__)
+
+_U64 = struct.Struct("<Q")
+_DOUBLE = struct.Struct("<d")
+_SMALL = [bytes([n]) for n in range(128)]
+# Span.flags (field 16, fixed32): the parent's remoteness is known, and whether it is remote.
+_FLAGS_LOCAL = b"\x85\x01" + struct.pack("<I", 0x100)
+_FLAGS_REMOTE = b"\x85\x01" + struct.pack("<I", 0x300)
+_KIND = {1: b"\x30\x01", 2: b"\x30\x02", 3: b"\x30\x03", 4: b"\x30\x04", 5: b"\x30\x05"}
+_STATUS_UNSET = b"\x7a\x00"  # an empty Status message, as the SDK always sends one
+_CACHED_ATTRIBUTES = 4096
+# Attribute value types whose encoding is kept by (key, value). Not bool nor float: they
+# compare equal to ints (True == 1 == 1.0) and so would share their entries.
+_CACHEABLE = frozenset({str, int, tuple})
+
+
+def _varint(value: int) -> bytes:
+    if 0 <= value < 0x80:
+        return _SMALL[value]
+    if 0 < value < 0x4000:  # the length of a span, most often
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
+    if value < 0:  # int64 in two's complement, ten bytes
+        value += 1 << 64
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field."""
+    return tag + _varint(len(payload)) + payload
+
+
+def _any_value(value: Any) -> bytes:
+    """An `AnyValue` message."""
+    if isinstance(value, str):
+        return _field(b"\x0a", value.encode())
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, int):
+        return b"\x18" + _varint(value)
+    if isinstance(value, float):
+        return b"\x21" + _DOUBLE.pack(value)
+    if isinstance(value, bytes):
+        return _field(b"\x3a", value)
+    if isinstance(value, (tuple, list)):
+        return _field(b"\x2a", b"".join(_field(b"\x0a", _any_value(v)) for v in value))
+    raise TypeError(f"cannot encode a {type(value).__name__} attribute")
+
+
+def _key_value(key: str, value: Any) -> bytes:
+    """A `KeyValue` message."""
+    return _field(b"\x0a", key.encode()) + _field(b"\x12", _any_value(value))
+
+
+class SpanEncoder:
+    """Encodes batches of spans sharing one resource and scope as an export request."""
+
+    def __init__(self, resource: Resource, scope: InstrumentationScope) -> None:
+        resource_body = b"".join(_field(b"\x0a", _key_value(k, v))
+                                 for k, v in resource.attributes.items())
+        self._resource = _field(b"\x0a", resource_body)
+        self._resource_schema = (_field(b"\x1a", resource.schema_url.encode())
+                                 if resource.schema_url else b"")
+        scope_body = _field(b"\x0a", scope.name.encode()) if scope.name else b""
+        if scope.version:
+            scope_body += _field(b"\x12", scope.version.encode())
+        self._scope = _field(b"\x0a", scope_body)
+        self._scope_schema = (_field(b"\x1a", scope.schema_url.encode())
+                              if scope.schema_url else b"")
+        # Encoded `attributes` fields of a span by (key, value): most repeat per request.
+        self._attributes: dict[tuple[str, Any], bytes] = {}
+        self._names: dict[str, bytes] = {}
+
+    def encode(self, spans: Sequence[Span]) -> bytes:
+        """The serialised `ExportTraceServiceRequest` carrying `spans`."""
+        scope_spans = b"".join([self._scope, *map(self._span, spans), self._scope_schema])
+        resource_spans = b"".join([self._resource, _field(b"\x12", scope_spans),
+                                   self._resource_schema])
+        return _field(b"\x0a", resource_spans)
+
+    def _span(self, span: Span) -> bytes:
+        parts = [b"\x0a\x10", span.trace_id.to_bytes(16, "big"),
+                 b"\x12\x08", span.span_id.to_bytes(8, "big")]
+        if span.trace_state:
+            parts.append(_field(b"\x1a", span.trace_state.encode()))
+        if span.parent_id is not None:
+            parts += (b"\x22\x08", span.parent_id.to_bytes(8, "big"))
+        if span.name:
+            name = self._names.get(span.name)
+            if name is None:
+                if len(self._names) >= _CACHED_ATTRIBUTES:
+                    self._names.clear()
+                name = self._names[span.name] = _field(b"\x2a", span.name.encode())
+            parts.append(name)
+        parts += (_KIND[span.kind], b"\x39", _U64.pack(span.start_ns),
+                  b"\x41", _U64.pack(span.end_ns))
+        cache = self._attributes
+        for item in span.attributes.items():
+            encoded = cache.get(item) if type(item[1]) in _CACHEABLE else None
+            if encoded is None:
+                encoded = _field(b"\x4a", _key_value(*item))
+                if type(item[1]) in _CACHEABLE:
+                    if len(cache) >= _CACHED_ATTRIBUTES:
+                        cache.clear()
+                    cache[item] = encoded
+            parts.append(encoded)
+        if span.error is None:
+            parts.append(_STATUS_UNSET)
+        else:
+            parts.append(_field(b"\x7a", _field(b"\x12", span.error.encode()) + b"\x18\x02"))
+        parts.append(_FLAGS_REMOTE if span.remote_parent else _FLAGS_LOCAL)
+        return _field(b"\x12", b"".join(parts))
+
+
+class OtlpSpanSender(OTLPSpanExporter):
+    """The SDK's OTLP/HTTP span exporter, sending payloads already encoded."""
+
+    def send(self, payload: bytes) -> bool:
+        """POST one encoded export request; False when it was not accepted."""
+        if self._shutdown:
+            return False
+        return self._client.export(payload).success
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        value = int(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+# Four times the SDK's defaults (512 and 2048): an export request costs about a millisecond
+# of CPU whatever its size, a cost the gateway's two spans per request would pay every 256
+# requests with the SDK's batches.
+DEFAULT_BATCH_SIZE = 2048
+DEFAULT_QUEUE_SIZE = 8192
+
+
+class SpanBatcher:
+    """Queues finished spans; a daemon thread encodes and sends them in batches.
+
+    Spans leave when `max_export_batch_size` are waiting or `schedule_delay_millis` after
+    the previous export; the `OTEL_BSP_*` variables set these (and the queue size) as for
+    the SDK's batch processor. When `max_queue_size` spans wait, the oldest are dropped.
+    The thread starts with the first span, so a process forked after start-up gets its own.
+    """
+
+    def __init__(self, sender: OtlpSpanSender, encoder: SpanEncoder, *,
+                 schedule_delay_millis: int | None = None,
+                 max_export_batch_size: int | None = None,
+                 max_queue_size: int | None = None) -> None:
+        self._sender = sender
+        self._encoder = encoder
+        self._delay = (schedule_delay_millis or _env_int("OTEL_BSP_SCHEDULE_DELAY", 5000)) / 1e3
+        self._batch = (max_export_batch_size
+                       or _env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", DEFAULT_BATCH_SIZE))
+        queue_size = max_queue_size or _env_int("OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_QUEUE_SIZE)
+        self._batch = min(self._batch, queue_size)
+        self._queue: deque[Span] = deque(maxlen=queue_size)
+        self._dropped = 0
+        self._stopped = False
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._reset)
+
+            def reset_in_child() -> None:
+                reset = ref()
+                if reset is not None:
+                    reset()
+
+            os.register_at_fork(after_in_child=reset_in_child)
+
+    def _reset(self) -> None:
+        """Start afresh (also in a forked child, where the parent's thread does not run)."""
+        self._wake = threading.Event()
+        self._export_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._queue.clear()
+
+    def emit(self, span: Span) -> None:
+        """Queue `span` for export."""
+        queue = self._queue
+        if len(queue) == queue.maxlen:
+            self._dropped += 1
+        queue.append(span)
+        if self._thread is None:
+            self._start()
+        if len(queue) >= self._batch and not self._wake.is_set():
+            self._wake.set()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Export every queued span now, on the calling thread."""
+        if self._stopped:
+            return False
+        self._export()
+        return True
+
+    def shutdown(self) -> None:
+        """Export what is queued, stop the thread and the sender."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        self._export()
+        self._sender.shutdown()  # type: ignore[no-untyped-call]
+
+    def _start(self) -> None:
+        if self._stopped:
+            return
+        self._thread = threading.Thread(target=self._run, name="gateway-span-export",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self._delay)
+            self._wake.clear()
+            if self._stopped:
+                return
+            self._export()
+
+    def _export(self) -> None:
+        with self._export_lock:
+            if self._dropped:
+                log.warning("span queue full: dropped %d spans", self._dropped)
+                self._dropped = 0
+            queue = self._queue
+            while queue:
+                batch = [queue.popleft() for _ in range(min(len(queue), self._batch))]
+                try:
+                    if not self._sender.send(self._encoder.encode(batch)):
+                        log.warning("the collector did not accept %d spans", len(batch))
+                except Exception:  # an export failure must never stop later exports
+                    log.exception("exporting %d spans failed", len(batch))

@@ -1,0 +1,214 @@
+"""Spans recorded without the SDK's per-span machinery.
+
+The gateway opens two spans per request with a handful of attributes each. The SDK's
+`Tracer` spends 20-30 µs on each (sampler objects, span-limit bookkeeping, locks, span
+processors), and its OTLP exporter as much again encoding it. A `Span` here is a plain
+record; finished, sampled spans go to sinks: `otlp.SpanBatcher` encodes them straight to
+the OTLP wire format, and `ExporterSink` hands any SDK `SpanExporter` the same
+`ReadableSpan` the SDK would have built.
+
+Sampling follows the SDK's default, `parentbased_always_on`; another `OTEL_TRACES_SAMPLER`
+is honoured by asking that SDK sampler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextvars import ContextVar
+from random import getrandbits
+from time import time_ns
+from typing import NamedTuple, Protocol
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.sampling import DEFAULT_ON, Decision, Sampler
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+    get_current_span,
+    set_span_in_context,
+)
+
+# OTLP's SpanKind numbers.
+SERVER = 2
+CLIENT = 3
+_KINDS = {SERVER: SpanKind.SERVER, CLIENT: SpanKind.CLIENT}
+
+AttributeValue = str | bool | int | float | tuple[str, ...]
+
+
+class RemoteParent(NamedTuple):
+    """The caller's span, as the propagation headers named it."""
+
+    trace_id: int
+    span_id: int
+    sampled: bool
+    trace_state: str  # the W3C tracestate header value, "" when none
+
+
+class Span:
+    """One operation: ids, timing, attributes and, when it failed, a short error type."""
+
+    __slots__ = ("attributes", "end_ns", "error", "kind", "name", "parent_id", "remote_parent",
+                 "sampled", "span_id", "start_ns", "trace_hex", "trace_id", "trace_state")
+
+    trace_id: int
+    trace_hex: str
+    span_id: int
+    parent_id: int | None
+
+    def __init__(self, name: str, kind: int, attributes: dict[str, AttributeValue],
+                 parent: Span | RemoteParent | None, sampled: bool, trace_state: str) -> None:
+        self.name = name
+        self.kind = kind
+        self.attributes = attributes
+        if parent is None:
+            self.trace_id = getrandbits(128) or 1
+            self.trace_hex = f"{self.trace_id:032x}"
+            self.parent_id = None
+            self.remote_parent = False
+        else:
+            self.trace_id = parent.trace_id
+            self.parent_id = parent.span_id
+            if isinstance(parent, RemoteParent):
+                self.remote_parent = True
+                self.trace_hex = f"{self.trace_id:032x}"
+            else:
+                self.remote_parent = False
+                self.trace_hex = parent.trace_hex  # formatted once per trace
+        self.span_id = getrandbits(64) or 1
+        self.sampled = sampled
+        self.trace_state = trace_state
+        self.error: str | None = None
+        self.start_ns = time_ns()
+        self.end_ns = 0
+
+    @property
+    def traceparent(self) -> str:
+        """The W3C `traceparent` header naming this span."""
+        return f"00-{self.trace_hex}-{self.span_id:016x}-{'01' if self.sampled else '00'}"
+
+
+CURRENT_SPAN: ContextVar[Span | None] = ContextVar("gateway_current_span", default=None)
+"""The request's SERVER span, parent of the upstream attempts made while serving it."""
+
+
+class SpanSink(Protocol):
+    """Where finished, sampled spans go."""
+
+    def emit(self, span: Span) -> None:
+        """Take one finished span (called on the event loop: must not block)."""
+        ...
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Export whatever is pending now."""
+        ...
+
+    def shutdown(self) -> None:
+        """Export what is pending and stop."""
+        ...
+
+
+class Tracer:
+    """Starts and ends spans; ended, sampled ones are handed to every sink."""
+
+    def __init__(self, sinks: Sequence[SpanSink], sampler: Sampler = DEFAULT_ON) -> None:
+        self.sinks = tuple(sinks)
+        self._sampler = None if sampler is DEFAULT_ON else sampler
+
+    def start(self, name: str, kind: int, attributes: dict[str, AttributeValue],
+              parent: Span | RemoteParent | None) -> Span:
+        """A started span; `attributes` becomes the span's own (no copy)."""
+        if self._sampler is None:
+            if parent is None:
+                return Span(name, kind, attributes, None, True, "")
+            return Span(name, kind, attributes, parent, parent.sampled, parent.trace_state)
+        return self._start_sampled(name, kind, attributes, parent)
+
+    def end(self, span: Span) -> None:
+        """Stamp the end time and export the span if it is sampled."""
+        span.end_ns = time_ns()
+        if span.sampled:
+            for sink in self.sinks:
+                sink.emit(span)
+
+    def _start_sampled(self, name: str, kind: int, attributes: dict[str, AttributeValue],
+                       parent: Span | RemoteParent | None) -> Span:
+        assert self._sampler is not None
+        span = Span(name, kind, attributes, parent, False, "")
+        context = None
+        if parent is not None:
+            context = set_span_in_context(NonRecordingSpan(_span_context(
+                parent.trace_id, parent.span_id, parent.sampled, parent.trace_state,
+                remote=isinstance(parent, RemoteParent))))
+        result = self._sampler.should_sample(context, span.trace_id, name, _KINDS[kind],
+                                             attributes)
+        span.sampled = result.decision is Decision.RECORD_AND_SAMPLE
+        if result.attributes:
+            attributes.update(result.attributes)
+        span.trace_state = result.trace_state.to_header() if result.trace_state else ""
+        return span
+
+
+def to_readable(span: Span, *, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
+    """The SDK's view of a finished span, as its own `Tracer` would have made it."""
+    parent = None
+    if span.parent_id is not None:
+        parent = _span_context(span.trace_id, span.parent_id, span.sampled, span.trace_state,
+                               remote=span.remote_parent)
+    status = (Status(StatusCode.UNSET) if span.error is None
+              else Status(StatusCode.ERROR, span.error))
+    return ReadableSpan(
+        name=span.name,
+        context=_span_context(span.trace_id, span.span_id, span.sampled, span.trace_state,
+                              remote=False),
+        parent=parent, resource=resource, attributes=dict(span.attributes),
+        kind=_KINDS[span.kind], status=status, start_time=span.start_ns,
+        end_time=span.end_ns, instrumentation_scope=scope)
+
+
+class ExporterSink:
+    """Exports each span at once through an SDK `SpanExporter` (the tests' hook)."""
+
+    def __init__(self, exporter: SpanExporter, *, resource: Resource,
+                 scope: InstrumentationScope) -> None:
+        self._exporter = exporter
+        self._resource = resource
+        self._scope = scope
+
+    def emit(self, span: Span) -> None:
+        """Export `span` now."""
+        self._exporter.export([to_readable(span, resource=self._resource, scope=self._scope)])
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Flush the exporter."""
+        return self._exporter.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """Shut the exporter down."""
+        self._exporter.shutdown()
+
+
+def remote_parent(context: Context) -> RemoteParent | None:
+    """The valid remote span in an OpenTelemetry context (as `propagate.extract` returns)."""
+    found = get_current_span(context).get_span_context()
+    if not found.is_valid:
+        return None
+    return RemoteParent(found.trace_id, found.span_id, found.trace_flags.sampled,
+                        found.trace_state.to_header() if found.trace_state else "")
+
+
+def _span_context(trace_id: int, span_id: int, sampled: bool, trace_state: str, *,
+                  remote: bool) -> SpanContext:
+    return SpanContext(trace_id, span_id, is_remote=remote,
+                       trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else 0),
+                       trace_state=TraceState.from_header([trace_state]) if trace_state
+                       else None)
