@@ -304,6 +304,8 @@ class Supervisor:
         except BaseException:
             log.exception("worker %d crashed", os.getpid())
         finally:
+            with contextlib.suppress(Exception):
+                logging.shutdown()  # held access-log lines are written before the exit
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):
                     stream.flush()

@@ -151,8 +151,10 @@ class Telemetry:
 
 
 def create_telemetry(config: TelemetryConfig) -> Telemetry | NoopTelemetry:
-    """Live telemetry when `config.enabled`, else the no-op one."""
-    return Telemetry(config) if config.enabled else NoopTelemetry()
+    """Live telemetry when `config.enabled`, else the no-op one. OpenTelemetry's own switch,
+    OTEL_SDK_DISABLED=true, turns it off too."""
+    disabled = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+    return Telemetry(config) if config.enabled and not disabled else NoopTelemetry()
 
 
 def _resource(config: TelemetryConfig) -> Resource:

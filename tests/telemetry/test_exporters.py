@@ -156,3 +156,15 @@ def test_forked_workers_export_their_spans_while_they_run(tmp_path: Path) -> Non
             health = eventually(lambda: len(receiver.span_names().get("GET /health", [])) >= 10,
                                 timeout=10)
     assert health
+
+
+def test_otel_sdk_disabled_switches_telemetry_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenTelemetry's own switch is honoured even with ENABLE_TELEMETRY on."""
+    from gateway.telemetry.core import NoopTelemetry, create_telemetry
+
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert isinstance(create_telemetry(TelemetryConfig(enabled=True)), NoopTelemetry)
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "false")
+    live = create_telemetry(TelemetryConfig(enabled=True))
+    assert not isinstance(live, NoopTelemetry)
+    live.shutdown()
