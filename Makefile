@@ -7,7 +7,7 @@ NODE_STAMP := tests/oidc/node_modules/.installed
 BENCH_VENV  := bench/.peers/venv
 BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cat requirements.lock bench/requirements.txt | sha256sum | cut -c1-16)
 
-.PHONY: run test check generate lock install clean bench bench-tools redis-server fuzz soak
+.PHONY: run test check generate lock install clean bench bench-tools instructions redis-server fuzz soak
 
 install: $(STAMP)
 
@@ -66,6 +66,13 @@ lock: $(STAMP)
 ## (BENCH_QUICK=1 for a 2-minute run). Needs root for apt-get the first time.
 bench: $(STAMP) $(BENCH_STAMP) bench-tools
 	$(BENCH_VENV)/bin/python -m bench
+
+## instructions: user-space instructions per request under callgrind, steady on a busy
+## machine (ROUTE="/v1/chat/completions openai/bench-model", ARGS="--stream" or "--floor").
+ROUTE ?= /v1/chat/completions openai/bench-model
+instructions: $(STAMP) $(BENCH_STAMP) bench-tools
+	@command -v valgrind >/dev/null || (apt-get update -q && apt-get install -y -q valgrind)
+	$(BENCH_VENV)/bin/python -m bench.instructions $(ARGS) $(ROUTE)
 
 # nginx (the mock upstream) and wrk (the load generator) come from Debian.
 bench-tools:

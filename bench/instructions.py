@@ -1,0 +1,139 @@
+"""Instructions per request under callgrind: a cost measure that other load cannot disturb.
+
+`python -m bench.instructions [--stream] [--floor] PATH MODEL [COUNT]` starts the nginx mock
+and the gateway (or the Starlette + aiohttp floor) under `valgrind --tool=callgrind`, warms
+it up, zeroes the counters, sends COUNT requests (8 at a time), dumps the counters and
+prints the user-space instructions per request. The same code, inputs and environment give
+the same count to within about 0.1 %, whatever else the machine is doing, so two versions
+can be compared on a busy machine where RPS and CPU time swing by 30 %. It does not count
+the kernel's work (system calls), and valgrind runs the target about 50 times slower:
+compare versions with it, and quote `make bench` for speed.
+
+Run it with the bench's Python (it needs aiohttp): `make bench-tools` first, then
+`bench/.peers/venv/bin/python -m bench.instructions /v1/chat/completions openai/bench-model`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from bench.mock import MODEL, start_mock
+from bench.procs import free_port
+from bench.targets import BENCH_PYTHON, PROJECT_PYTHON, ROOT, gateway_env
+
+WARM_UP = 300
+CONCURRENCY = 8
+START_TIMEOUT_S = 240.0
+
+
+def total_instructions(dump: Path) -> int:
+    """The instruction count of one callgrind dump (its `summary:` line)."""
+    for line in dump.read_text(errors="replace").splitlines():
+        if line.startswith("summary:"):
+            return int(line.split()[1])
+    raise ValueError(f"{dump} has no summary line")
+
+
+async def _send(url: str, body: bytes, count: int) -> None:
+    """`count` POSTs of `body`, CONCURRENCY at a time; every answer must be 200."""
+    left = count
+    async with aiohttp.ClientSession() as session:
+        async def worker() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                async with session.post(url, data=body,
+                                        headers={"content-type": "application/json"}) as answer:
+                    await answer.read()
+                    if answer.status != 200:
+                        raise RuntimeError(f"HTTP {answer.status}: {await answer.text()}")
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+
+
+async def _wait_up(url: str, body: bytes, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the target exited while starting")
+        try:
+            await _send(url, body, 1)
+            return
+        except (aiohttp.ClientError, RuntimeError):
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"the target did not answer within {START_TIMEOUT_S:.0f}s")
+
+
+def measure(path: str, model: str, count: int, *, stream: bool, floor: bool) -> float:
+    """Instructions per request of `count` requests to `path` (see the module doc)."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise RuntimeError("valgrind is not installed (Debian package valgrind)")
+    work = Path(tempfile.mkdtemp(prefix="bench-instructions-"))
+    try:
+        mock = start_mock(work, work)
+        port = free_port()
+        upstream = mock.sse_url if stream else mock.json_url
+        if floor:
+            argv = [str(BENCH_PYTHON), "-m", "bench.floors", "aiohttp", str(port), upstream]
+        else:
+            argv = [str(PROJECT_PYTHON), "-m", "gateway"]
+        out = work / "callgrind.out"
+        with (work / "target.log").open("wb") as log:
+            proc = subprocess.Popen(
+                [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
+                env=gateway_env(upstream, port, {}), cwd=ROOT, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            body = json.dumps({"model": model, "stream": stream, "max_tokens": 64,
+                               "messages": [{"role": "user", "content": "Say hello."}]}).encode()
+            url = f"http://127.0.0.1:{port}{path}"
+            asyncio.run(_wait_up(url, body, proc))
+            asyncio.run(_send(url, body, WARM_UP))
+            subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True,
+                           capture_output=True, timeout=60)
+            asyncio.run(_send(url, body, count))
+            subprocess.run(["callgrind_control", "--dump", str(proc.pid)], check=True,
+                           capture_output=True, timeout=120)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=120)
+            mock.proc.stop()
+        dumps = sorted(work.glob("callgrind.out.1"))
+        if not dumps:
+            raise RuntimeError("callgrind wrote no dump")
+        return total_instructions(dumps[0]) / count
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    """Print the instructions per request of the given route."""
+    parser = argparse.ArgumentParser(prog="python -m bench.instructions",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("path", nargs="?", default="/v1/chat/completions")
+    parser.add_argument("model", nargs="?", default=f"openai/{MODEL}")
+    parser.add_argument("count", nargs="?", type=int, default=500)
+    parser.add_argument("--stream", action="store_true", help="streamed requests")
+    parser.add_argument("--floor", action="store_true",
+                        help="the Starlette + aiohttp floor instead of the gateway")
+    args = parser.parse_args(argv)
+    per_request = measure(args.path, args.model, args.count, stream=args.stream,
+                          floor=args.floor)
+    what = "floor" if args.floor else "gateway"
+    print(f"{what} {args.path} {'stream' if args.stream else 'whole'}: "
+          f"{per_request:,.0f} instructions per request ({args.count} requests)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
