@@ -79,6 +79,7 @@ def measure(path: str, model: str, count: int, *, stream: bool, floor: bool) -> 
     if valgrind is None:
         raise RuntimeError("valgrind is not installed (Debian package valgrind)")
     work = Path(tempfile.mkdtemp(prefix="bench-instructions-"))
+    work.chmod(0o755)  # nginx's worker (another user) reads the stream file under it
     try:
         mock = start_mock(work, work)
         port = free_port()
