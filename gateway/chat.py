@@ -130,21 +130,20 @@ async def _events(provider: Provider, response: UpstreamStream, parser: SSEParse
     StreamError, and nothing follows one. The chunk that completes the answer gives a
     `LastBatch`, with what the stream's end adds."""
     try:
+        frames = []  # the frames of the answer's last chunk, when it is known to be the last
         async with aclosing(response.chunks()) as chunks:
             async for chunk in chunks:
                 frames = parser.feed(chunk)
                 if response.at_eof():
-                    frames += parser.close()
-                    yield LastBatch([event for frame in frames for event in dec.feed(frame)]
-                                    + dec.close())
-                    return
+                    break  # its events go out with the stream's end, below
                 batch = [event for frame in frames for event in dec.feed(frame)]
+                frames = []
                 if batch:
                     yield batch
                     if type(batch[-1]) is ir.StreamError:
                         return
-        tail = [event for frame in parser.close() for event in dec.feed(frame)] + dec.close()
-        yield LastBatch(tail)
+        frames += parser.close()
+        yield LastBatch([event for frame in frames for event in dec.feed(frame)] + dec.close())
     except UpstreamError as exc:
         yield [ir.StreamError(exc.message, type=exc.code)]
     except READ_ERRORS:

@@ -5,25 +5,19 @@ route-by-route match and two more wrappers of `send` before reaching its endpoin
 they cost about as much CPU as the endpoint's own work outside the HTTP client. The three
 POST routes that carry the traffic (`/v1/chat/completions`, `/v1/messages`,
 `/llms/{provider}/generate`) are matched here with one dictionary lookup and their
-endpoints called the way Starlette would: same `Request`, same error answers. Anything else
+endpoints called the way Starlette would, with the same `Request`; each of them answers its
+own errors in its API's shape (`gateway.routes.streaming.client_api`). Anything else
 (other paths, other methods, a trailing slash, a mounted root path) goes to Starlette
 unchanged, so 404, 405 and redirects are still Starlette's.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
-
-from gateway.errors import GatewayError, RequestAborted
-from gateway.middleware.error_shapes import error_response_for
-from gateway.responses import error_response
-
-log = logging.getLogger("gateway")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _LLMS = "/llms/"
@@ -58,22 +52,8 @@ class DirectRoutes:
             if endpoint is not None:
                 scope["app"] = self.app
                 scope.setdefault("state", {})["route_template"] = template
-                response = await self._answer(endpoint, scope, receive, send)
+                # The endpoints answer their own errors, in their API's shape (`client_api`).
+                response = await endpoint(Request(scope, receive, send))
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-    @staticmethod
-    async def _answer(endpoint: Endpoint, scope: Scope, receive: Receive,
-                      send: Send) -> Response:
-        """The endpoint's response, or the error answer Starlette's handlers would give."""
-        try:
-            return await endpoint(Request(scope, receive, send))
-        except GatewayError as exc:
-            return error_response(exc)
-        except RequestAborted:
-            raise  # the request guard answers these (408, 413) or drops the connection
-        except Exception as exc:  # only the type is logged: messages may carry upstream data
-            log.error("unhandled error while serving %s: %s", scope["path"],
-                      type(exc).__name__)
-            return error_response_for(scope["path"], GatewayError("internal error"))

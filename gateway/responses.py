@@ -20,9 +20,11 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
-def error_response(exc: GatewayError) -> JSONResponse:
-    """The HTTP answer for a gateway error, in the spec's `Error` shape."""
+def error_response(exc: GatewayError, body: Any = None) -> JSONResponse:
+    """The HTTP answer for a gateway error: its status and Retry-After hint, with `body` (by
+    default the spec's `Error` shape; the client APIs give their own)."""
     headers: dict[str, str] = {}
     if isinstance(exc, UpstreamError) and exc.retry_after is not None:
         headers["Retry-After"] = str(max(0, round(exc.retry_after)))
-    return JSONResponse(exc.payload(), status_code=exc.status, headers=headers)
+    return JSONResponse(exc.payload() if body is None else body, status_code=exc.status,
+                        headers=headers)

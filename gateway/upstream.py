@@ -41,7 +41,7 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.providers import Provider
-from gateway.timing import Limited, limited
+from gateway.timing import limited
 from generated.providers import Endpoint
 
 MAX_LIST_PAGES = 50
@@ -276,7 +276,7 @@ class UpstreamStream:
         content = self._response.content
         deadline = self._first_deadline
         idle = self._idle
-        loop = asyncio.get_running_loop() if idle is not None else None
+        loop = asyncio.get_running_loop()
         seen = 0
         try:
             while True:
@@ -285,7 +285,7 @@ class UpstreamStream:
                 if not chunk:
                     if content.at_eof():
                         break
-                    chunk = await self._wait(content, deadline)
+                    chunk = await self._wait(content, deadline, loop)
                     if not chunk:
                         break
                 seen += len(chunk)
@@ -301,20 +301,20 @@ class UpstreamStream:
                     clean += redactor.close()
                 if clean:
                     yield clean
-                deadline = loop.time() + idle if loop is not None and idle is not None else None
+                deadline = loop.time() + idle if idle is not None else None
         except CLIENT_FAILURES as exc:
             raise transport_failure(provider, exc) from None
         tail = redactor.close()
         if tail:
             yield tail
 
-    async def _wait(self, content: aiohttp.StreamReader, deadline: float | None) -> bytes:
-        """The next chunk (b"" at the end), or UpstreamTimeout once `deadline` has passed."""
+    async def _wait(self, content: aiohttp.StreamReader, deadline: float | None,
+                    loop: asyncio.AbstractEventLoop) -> bytes:
+        """The next chunk (b"" at the end), or UpstreamTimeout once `deadline` (loop time) has
+        passed."""
+        seconds = None if deadline is None else deadline - loop.time()
         try:
-            if deadline is None:
-                return await content.readany()
-            loop = asyncio.get_running_loop()
-            return await Limited(content.readany(), deadline - loop.time(), TimeoutError)
+            return await limited(content.readany(), seconds, TimeoutError)
         except TimeoutError:
             first = deadline == self._first_deadline
             what = "its first byte" if first else "the next chunk of its stream"

@@ -26,7 +26,7 @@ from gateway.errors import (
 from gateway.providers import Provider
 from gateway.responses import JSONResponse
 from gateway.routes import dispatch
-from gateway.routes.streaming import EventStreamResponse
+from gateway.routes.streaming import EventStreamResponse, client_api
 from gateway.state import GatewayState
 from gateway.streaming import SSE_DONE, sse_event
 from generated.models import GenerateRequest
@@ -214,6 +214,12 @@ async def list_provider(request: Request) -> Response:
     return JSONResponse({"provider": provider.id, "models": models})
 
 
+def error_body(exc: GatewayError) -> dict[str, Any]:
+    """A gateway error in the spec's own `Error` shape (each error type fills in its own)."""
+    return exc.payload()
+
+
+@client_api(error_body)
 async def generate(request: Request) -> Response:
     """Translate a GenerateRequest to the provider's dialect and its answer back."""
     state: GatewayState = request.app.state.gateway

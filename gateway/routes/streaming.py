@@ -21,8 +21,8 @@ from starlette.types import Receive, Scope, Send
 
 from gateway import ir
 from gateway.chat import LastBatch
-from gateway.errors import GatewayError, InvalidRequest, RequestAborted, UpstreamError
-from gateway.responses import JSONResponse
+from gateway.errors import GatewayError, InvalidRequest, RequestAborted
+from gateway.responses import error_response
 
 log = logging.getLogger("gateway")
 
@@ -137,22 +137,15 @@ class EventStreamResponse(Response):
 ErrorBody = Callable[[GatewayError], dict[str, Any]]
 
 
-def client_error(exc: GatewayError, render: ErrorBody) -> Response:
-    """A gateway error answered in a client API's own error shape, keeping status and hints."""
-    headers: dict[str, str] = {}
-    if isinstance(exc, UpstreamError) and exc.retry_after is not None:
-        headers["Retry-After"] = str(max(0, round(exc.retry_after)))
-    return JSONResponse(render(exc), status_code=exc.status, headers=headers)
-
-
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def client_api(render: ErrorBody) -> Callable[[Endpoint], Endpoint]:
-    """Answer every failure of a client-API endpoint in that API's own error shape.
+    """Answer every failure of an endpoint in its API's own error shape (`render`).
 
     SDKs pick their exception class from the status and read the message from their own
-    body shape, so the gateway's native `Error` shape must not reach them.
+    body shape, so the gateway's native `Error` shape must not reach them; the native API
+    renders its own (`llms.error_body`).
     """
 
     def wrap(endpoint: Endpoint) -> Endpoint:
@@ -161,13 +154,14 @@ def client_api(render: ErrorBody) -> Callable[[Endpoint], Endpoint]:
             try:
                 return await endpoint(request)
             except GatewayError as exc:
-                return client_error(exc, render)
+                return error_response(exc, render(exc))
             except RequestAborted:
                 raise  # the request guard answers these (408, 413) in this API's shape
             except Exception as exc:  # still the client's shape; only the type is logged
                 log.error("unhandled error while serving %s: %s", request.url.path,
                           type(exc).__name__)
-                return client_error(GatewayError(INTERNAL_ERROR), render)
+                internal = GatewayError(INTERNAL_ERROR)
+                return error_response(internal, render(internal))
 
         return run
 
