@@ -41,6 +41,9 @@ def test_soak_keeps_memory_and_descriptors_flat_with_zero_errors(
     assert report.errors == [], report.errors[:5]
     assert report.requests > SECONDS * 20, summary
     steady = report.steady
-    assert steady[-1].fds <= steady[0].fds + FD_SLACK, summary
+    # The count moves with the connections in flight at each reading (±10 under this load),
+    # so the settled last reading is held against the most seen early on, not one sample.
+    early = max(sample.fds for sample in steady[:max(1, len(steady) // 3)])
+    assert steady[-1].fds <= early + FD_SLACK, summary
     assert report.rss_growth_mib_per_min < MAX_GROWTH_MIB_PER_MIN, summary
     assert "Traceback" not in output
