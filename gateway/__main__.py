@@ -18,16 +18,17 @@ from generated.settings import Settings, SettingsError
 
 
 def http_protocol(settings: Settings) -> type[asyncio.Protocol] | str:
-    """httptools with limits on the request head's size and time; h11 when it is missing.
+    """The gateway's own httptools protocol (`gateway.http11`); uvicorn's h11 when httptools
+    is missing.
 
     h11 bounds the head's size itself (`h11_max_incomplete_event_size`, answered with 400),
     but has no time limit for it; httptools is a locked dependency, so h11 is a fallback only.
     """
     if importlib.util.find_spec("httptools") is None:
         return "h11"
-    from gateway.middleware.request_head import guarded_protocol
+    from gateway.http11 import http_protocol as protocol
 
-    return guarded_protocol(settings.max_header_bytes, settings.server_header_timeout)
+    return protocol(settings.max_header_bytes, settings.server_header_timeout)
 
 
 def server_config(settings: Settings) -> uvicorn.Config:

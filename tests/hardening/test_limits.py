@@ -22,8 +22,8 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.__main__ import server_config
 from gateway.auth import Principal
+from gateway.http11 import HttpProtocol
 from gateway.middleware.guard import RequestGuardMiddleware
-from gateway.middleware.request_head import GuardedHttpToolsProtocol
 from generated.settings import Settings
 from tests.hardening.conftest import generate
 from tests.hardening.process import GatewayProcess, gateway_process
@@ -61,7 +61,7 @@ def test_server_config_installs_the_head_guard() -> None:
     config = server_config(Settings.from_env({"MAX_HEADER_BYTES": "4096",
                                               "SERVER_HEADER_TIMEOUT": "3s",
                                               "SHUTDOWN_GRACE_PERIOD": "7s"}))
-    assert isinstance(config.http, type) and issubclass(config.http, GuardedHttpToolsProtocol)
+    assert isinstance(config.http, type) and issubclass(config.http, HttpProtocol)
     assert (config.http.max_head_bytes, config.http.head_timeout) == (4096, 3.0)
     assert config.h11_max_incomplete_event_size == 4096
     assert config.timeout_graceful_shutdown == 7

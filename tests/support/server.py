@@ -12,6 +12,8 @@ from typing import Any
 
 import uvicorn
 
+from gateway.http11 import HttpProtocol
+
 
 @dataclass
 class RunningServer:
@@ -30,7 +32,9 @@ def serve(app: Any, *, ssl_certfile: str | None = None, ssl_keyfile: str | None 
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    # uvloop, as in production: with the stdlib loop, replies here wait ~40 ms on delayed ACKs.
+    # uvloop and the gateway's own HTTP protocol, as in production (with the stdlib loop,
+    # replies here wait ~40 ms on delayed ACKs).
+    config.setdefault("http", HttpProtocol)
     cfg = uvicorn.Config(app, log_level="warning", lifespan="on", loop="auto",
                          ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
                          timeout_graceful_shutdown=2, **config)
