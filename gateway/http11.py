@@ -130,8 +130,8 @@ class Cycle:
         except BaseException as exc:  # the connection must still be answered
             # The type only: messages of unexpected errors may carry upstream data.
             log.error("the application failed while serving a request: %s", type(exc).__name__)
-            if self.disconnected:
-                return
+            if self.disconnected or self.response_complete:
+                return  # a failure after the answer (a background task) spares the connection
             if not self.response_started or self.head is not None:
                 self._answer_500()  # nothing of the response is written yet
             else:

@@ -29,10 +29,10 @@ Message = dict[str, Any]
 
 async def echo(scope: Scope, receive: Any, send: Any) -> None:
     """Routes: /echo returns the body read in full; /stream writes three chunks; /fail,
-    /fail-early and /fail-late raise before the response starts, after it starts but before
-    any of it is written, and after its first chunk; /bad-header sets a header value with a
-    line break; /slow-stream waits before its first chunk; /wait-disconnect answers only
-    once `receive` reports the client gone."""
+    /fail-early, /fail-late and /fail-after raise before the response starts, after it starts
+    but before any of it is written, after its first chunk and after the whole answer;
+    /bad-header sets a header value with a line break; /slow-stream waits before its first
+    chunk; /wait-disconnect answers only once `receive` reports the client gone."""
     if scope["type"] != "http":
         return
     path = scope["path"]
@@ -44,6 +44,10 @@ async def echo(scope: Scope, receive: Any, send: Any) -> None:
             break
     if path == "/fail":
         raise RuntimeError("boom: sk-secret-value")
+    if path == "/fail-after":
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        raise RuntimeError("a background task failed")
     if path == "/wait-disconnect":
         message = await receive()
         echo.seen.append(message["type"])  # type: ignore[attr-defined]
@@ -267,6 +271,15 @@ def test_an_app_failing_mid_response_leaves_a_cut_stream_not_a_complete_one(
     while chunk := sock.recv(65536):
         data += chunk
     assert data.startswith(b"HTTP/1.1 200 OK") and data.endswith(b"data: 0\n\n\r\n")
+    sock.close()
+
+
+def test_a_failure_after_the_answer_keeps_the_connection(server: RunningServer) -> None:
+    sock, buffer = connect(server), bytearray()
+    sock.sendall(post("/fail-after", b""))
+    assert read_response(sock, buffer, head_only=True)[0] == b"HTTP/1.1 204 No Content"
+    sock.sendall(post("/echo", b"next"))
+    assert json.loads(read_response(sock, buffer)[2])["body"] == "next"
     sock.close()
 
 
