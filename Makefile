@@ -7,7 +7,7 @@ NODE_STAMP := tests/oidc/node_modules/.installed
 BENCH_VENV  := bench/.peers/venv
 BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cat requirements.lock bench/requirements.txt | sha256sum | cut -c1-16)
 
-.PHONY: run test check generate lock install clean bench bench-tools instructions redis-server fuzz soak
+.PHONY: run test check generate lock install clean bench bench-tools compare instructions redis-server fuzz soak
 
 install: $(STAMP)
 
@@ -66,6 +66,12 @@ lock: $(STAMP)
 ## (BENCH_QUICK=1 for a 2-minute run). Needs root for apt-get the first time.
 bench: $(STAMP) $(BENCH_STAMP) bench-tools
 	$(BENCH_VENV)/bin/python -m bench
+
+## compare: interleaved rounds of the gateway at REV (default HEAD) against the working tree
+## and the floor, the way to see a 5 % change on a busy machine (ARGS="--stream", "--rounds 10").
+REV ?= HEAD
+compare: $(STAMP) $(BENCH_STAMP) bench-tools
+	$(BENCH_VENV)/bin/python -m bench.compare --rev $(REV) $(ARGS)
 
 ## instructions: user-space instructions per request under callgrind, steady on a busy
 ## machine (ROUTE="/v1/chat/completions openai/bench-model", ARGS="--stream" or "--floor").

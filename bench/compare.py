@@ -1,0 +1,129 @@
+"""Interleaved A/B runs: the gateway at a git revision against the working tree and the floor.
+
+`python -m bench.compare [--rev REV] [--stream] [--concurrency N] [--rounds R] [--seconds S]`
+(`make compare REV=...`) checks REV out into a temporary git worktree, starts its gateway,
+the working tree's gateway and the Starlette + aiohttp floor side by side (each pinned to the
+gateway core, all against one nginx mock), then runs wrk against each in turn, round after
+round, and prints every round and the medians.
+
+Why: on a shared machine requests per second swing by 30 % from one minute to the next, so
+two `make bench` runs taken apart cannot show a 5 % change. Rounds taken seconds apart, in
+turn, see the same conditions; a change that wins most rounds is real. The working tree is
+served from the checkout, REV from its worktree (`python -m gateway` imports the package
+of its working directory first); both use this checkout's `.venv`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.load import Request, run_wrk
+from bench.mock import MODEL, STREAM_CHUNKS, start_mock
+from bench.procs import GATEWAY_CORE, Proc, free_port, start, wait_ready
+from bench.targets import BENCH_PYTHON, MESSAGES, PROJECT_PYTHON, ROOT, gateway_env
+
+PATH = "/v1/chat/completions"
+WARM_UP_S = 1.5
+START_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Contender:
+    """One server in the comparison and what each round measured."""
+
+    name: str
+    proc: Proc
+    request: Request
+    rps: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
+    p50_ms: list[float] = field(default_factory=list)
+
+
+def summary(contenders: list[Contender]) -> list[str]:
+    """One line per contender: medians, and the share of rounds it beat the first one in."""
+    base = contenders[0]
+    lines = []
+    for one in contenders:
+        line = (f"{one.name:>10}  median {statistics.median(one.rps):8,.0f} RPS  "
+                f"{statistics.median(one.cpu_us):6,.0f} µs CPU/request  "
+                f"p50 {statistics.median(one.p50_ms):7.3f} ms")
+        if one is not base:
+            wins = sum(a > b for a, b in zip(one.rps, base.rps, strict=True))
+            ratio = statistics.median(one.rps) / statistics.median(base.rps)
+            line += f"  {ratio:5.2f}x {base.name}, more RPS in {wins}/{len(one.rps)} rounds"
+        lines.append(line)
+    return lines
+
+
+def _worktree(rev: str, where: Path) -> Path:
+    path = where / "rev"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(path), rev],
+                   check=True)
+    return path
+
+
+def main(argv: list[str]) -> int:
+    """Compare and print (see the module doc)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.compare",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rev", default="HEAD", help="the git revision to compare against")
+    parser.add_argument("--stream", action="store_true", help="streamed requests")
+    parser.add_argument("--concurrency", type=int, help="default 64, or 16 with --stream")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per round and contender")
+    args = parser.parse_args(argv)
+    concurrency = args.concurrency or (16 if args.stream else 64)
+    payload = json.dumps({"model": f"openai/{MODEL}", "max_tokens": 64,
+                          "stream": args.stream, "messages": MESSAGES}).encode()
+    with tempfile.TemporaryDirectory(prefix="bench-compare-") as temp:
+        work = Path(temp)
+        work.chmod(0o755)  # nginx's worker (another user) reads the stream file under it
+        tree = _worktree(args.rev, work)
+        mock = start_mock(work, work)
+        upstream = mock.sse_url if args.stream else mock.json_url
+        contenders: list[Contender] = []
+        try:
+            for name, cwd in ((args.rev, tree), ("worktree", ROOT), ("floor", ROOT)):
+                port = free_port()
+                command = ([str(BENCH_PYTHON), "-m", "bench.floors", "aiohttp", str(port),
+                            upstream] if name == "floor" else
+                           [str(PROJECT_PYTHON), "-m", "gateway"])
+                proc = start(name.replace("/", "-"), command, core=GATEWAY_CORE,
+                             env=gateway_env(upstream, port, {}), log_dir=work, cwd=cwd)
+                request = Request(f"http://127.0.0.1:{port}{PATH}", payload, {})
+                contenders.append(Contender(name, proc, request))
+                wait_ready(proc, request.url, body=payload, headers={}, timeout=START_TIMEOUT_S)
+            for one in contenders:
+                run_wrk(one.request, concurrency=concurrency, seconds=WARM_UP_S)
+            for round_no in range(1, args.rounds + 1):
+                for one in contenders:
+                    result = run_wrk(one.request, concurrency=concurrency,
+                                     seconds=args.seconds, cpu_of=one.proc.pid,
+                                     stream_chunks=STREAM_CHUNKS if args.stream else None)
+                    one.rps.append(result.rps)
+                    one.cpu_us.append(result.cpu_us_per_request or 0.0)
+                    one.p50_ms.append(result.p50_ms)
+                    print(f"round {round_no}: {one.name:>10} {result.rps:8,.0f} RPS  "
+                          f"{result.cpu_us_per_request or 0:6,.0f} µs CPU/request  "
+                          f"p50 {result.p50_ms:7.3f} ms  errors {result.errors}", flush=True)
+        finally:
+            for one in contenders:
+                one.proc.stop()
+            mock.proc.stop()
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                           check=False, capture_output=True)
+    kind = f"streams, {concurrency} concurrent" if args.stream else f"{concurrency} concurrent"
+    print(f"\n{PATH}, {kind}, {args.rounds} rounds of {args.seconds:g}s each:")
+    print("\n".join(summary(contenders)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
