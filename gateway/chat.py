@@ -14,7 +14,7 @@ from gateway import ir
 from gateway.dialects.base import StreamDecoder
 from gateway.errors import GatewayError, UpstreamError
 from gateway.providers import Provider
-from gateway.streaming import NDJSONParser, SSEParser
+from gateway.streaming import Frame, NDJSONParser, SSEParser
 from gateway.telemetry import Attempt, NoopTelemetry, Telemetry
 from gateway.upstream import Upstream, UpstreamStream
 
@@ -65,8 +65,10 @@ async def complete(upstream: Upstream, telemetry: AnyTelemetry, provider: Provid
 async def open_stream(upstream: Upstream, telemetry: AnyTelemetry, provider: Provider,
                       chat: ir.ChatRequest) -> AsyncGenerator[list[ir.StreamEvent], None]:
     """Start a streamed chat request; the answer comes as batches of events, one batch per
-    upstream read, so that what arrived together is handed on together. Only the last batch
-    may be empty; when the upstream ended cleanly it is a `LastBatch`.
+    upstream read, so that what arrived together is handed on together — except that the read
+    holding the answer's first words is split after them, so they need not wait for the rest
+    of that read to be decoded. Only the last batch may be empty; when the upstream ended
+    cleanly it is a `LastBatch`.
 
     Connection failures and error statuses raise *before* this returns, so the caller can
     still answer with an HTTP error; afterwards failures arrive as `ir.StreamError` events,
@@ -124,6 +126,23 @@ async def _decode(provider: Provider, response: UpstreamStream, model: str, atte
         stack.close()
 
 
+# What ends the wait for an answer's first words: its first text or tool call, or a failure.
+_FIRST_WORDS = (ir.TextDelta, ir.ToolCallStart, ir.StreamError)
+
+
+def _through_first_words(frames: list[Frame], dec: StreamDecoder
+                         ) -> tuple[list[ir.StreamEvent], list[Frame], bool]:
+    """Decode `frames` up to the one that gives the first words; return the events so far,
+    the frames not decoded yet, and whether the first words were among the events."""
+    events: list[ir.StreamEvent] = []
+    for n, frame in enumerate(frames):
+        new = dec.feed(frame)
+        events += new
+        if any(isinstance(event, _FIRST_WORDS) for event in new):
+            return events, frames[n + 1:], True
+    return events, [], False
+
+
 async def _events(provider: Provider, response: UpstreamStream, parser: SSEParser | NDJSONParser,
                   dec: StreamDecoder) -> AsyncIterator[list[ir.StreamEvent]]:
     """Batches of events, one per upstream chunk that completed any; a read failure becomes a
@@ -131,19 +150,31 @@ async def _events(provider: Provider, response: UpstreamStream, parser: SSEParse
     `LastBatch`, with what the stream's end adds."""
     try:
         frames = []  # the frames of the answer's last chunk, when it is known to be the last
+        early: list[ir.StreamEvent] = []  # events decoded ahead of the rest of their chunk
+        spoken = False  # the answer's first words (or its failure) have been handed on
         async with aclosing(response.chunks()) as chunks:
             async for chunk in chunks:
                 frames = parser.feed(chunk)
+                if not spoken:
+                    # A read can hold a whole answer: its first words go on before the rest of
+                    # it is decoded, rather than waiting for all of it.
+                    early, frames, spoken = _through_first_words(frames, dec)
+                    if spoken:
+                        first, early = early, []
+                        yield first
+                        if type(first[-1]) is ir.StreamError:
+                            return
                 if response.at_eof():
                     break  # its events go out with the stream's end, below
-                batch = [event for frame in frames for event in dec.feed(frame)]
-                frames = []
+                batch = early + [event for frame in frames for event in dec.feed(frame)]
+                frames, early = [], []
                 if batch:
                     yield batch
                     if type(batch[-1]) is ir.StreamError:
                         return
         frames += parser.close()
-        yield LastBatch([event for frame in frames for event in dec.feed(frame)] + dec.close())
+        yield LastBatch(early + [event for frame in frames for event in dec.feed(frame)]
+                        + dec.close())
     except UpstreamError as exc:
         yield [ir.StreamError(exc.message, type=exc.code)]
     except READ_ERRORS:

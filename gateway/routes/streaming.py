@@ -3,6 +3,9 @@
 A streamed answer is written as it is produced: each batch of IR events (what one upstream
 read brought) is encoded at once and handed to the server as one write, so a client sees each
 upstream chunk as soon as the gateway has read it, every event still framed on its own. The
+one exception is the answer's first words: when a read holds more than them (a provider that
+sends a burst, or the whole answer at once), they are written on their own first, before the
+rest of the read is decoded. The
 upstream stream is always closed when the response ends, however it ends (finished, failed,
 or abandoned by a client that went away), which cancels the upstream request.
 """
@@ -105,8 +108,14 @@ class EventStreamResponse(Response):
             await self._batches.aclose()
 
     async def _pump(self, send: Send) -> bytes:
-        """Write the batches as they come; return the stream's last bytes, for the last write."""
+        """Write the batches as they come; return the stream's last bytes, for the last write.
+
+        The server holds writes until the loop iteration ends; after the first batch the pump
+        lets the iteration end, so the answer's first words (which `chat.open_stream` hands
+        on ahead of the rest of their read) leave before the rest is decoded.
+        """
         batches, encode = self._batches, self._encoder.encode
+        first = True
         while True:
             try:
                 batch = await batches.__anext__()
@@ -122,6 +131,9 @@ class EventStreamResponse(Response):
                 return data + self._encoder.finish()
             if data:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
+                if first:
+                    first = False
+                    await asyncio.sleep(0)
 
     async def _settle(self) -> None:
         """Run the stream to its end once the client has all of it: what follows the last

@@ -7,6 +7,7 @@ who leaves a stream whose upstream has gone quiet frees that upstream at once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -23,6 +24,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from gateway import chat, ir
+from gateway.chat import LastBatch
+from gateway.dialects.openai import DIALECT
+from gateway.streaming import SSEParser
 from tests.support.gateway import run_gateway
 from tests.support.server import RunningServer, serve
 
@@ -181,3 +186,35 @@ def test_a_client_leaving_a_silent_stream_frees_the_upstream(
     while quiet.left == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert quiet.left == 1, "the gateway kept a stream open that nobody reads"
+
+
+class _OneRead:
+    """An upstream stream whose whole answer arrives in one read."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.read = False
+
+    async def chunks(self) -> Any:
+        self.read = True
+        yield self.data
+
+    def at_eof(self) -> bool:
+        return self.read
+
+
+def test_the_first_words_of_a_read_go_on_ahead_of_the_rest_of_it() -> None:
+    """A read holding a whole answer: its first text is handed on as a batch of its own
+    (written before the rest is decoded), the rest follows as the stream's last batch."""
+    async def batches() -> list[list[ir.StreamEvent]]:
+        stream = chat._events(None, _OneRead(WHOLE),  # type: ignore[arg-type]
+                              SSEParser(), DIALECT.stream_decoder(model="gpt-4o-mini"))
+        return [batch async for batch in stream]
+
+    first, rest = asyncio.run(batches())
+    assert type(first) is list and type(rest) is LastBatch
+    assert [type(event) for event in first] == [ir.MessageStart, ir.TextDelta]
+    assert first[-1] == ir.TextDelta(TOKENS[0])
+    assert [e.text for e in rest if isinstance(e, ir.TextDelta)] == TOKENS[1:]
+    assert any(isinstance(e, ir.Finish) for e in rest)
+    assert any(isinstance(e, ir.UsageReport) for e in rest)

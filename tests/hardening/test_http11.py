@@ -11,15 +11,18 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
+from gateway import ir
 from gateway.__main__ import server_config
+from gateway.chat import LastBatch
 from gateway.http11 import HttpProtocol
+from gateway.routes.streaming import EventStreamResponse
 from generated.settings import Settings
 from tests.support.server import RunningServer, serve
 
@@ -345,11 +348,11 @@ class Recorder(asyncio.Transport):
         pass
 
 
-def _writes_for(request: bytes) -> list[bytes]:
+def _writes_for(request: bytes, app: Any = echo) -> list[bytes]:
     async def main() -> list[bytes]:
         protocol_class = server_config(Settings.from_env({})).http
         assert isinstance(protocol_class, type) and issubclass(protocol_class, HttpProtocol)
-        config = uvicorn.Config(app=echo, loop="asyncio", timeout_keep_alive=5)
+        config = uvicorn.Config(app=app, loop="asyncio", timeout_keep_alive=5)
         config.load()
         protocol = protocol_class(config=config, server_state=ServerState(), app_state={})
         transport = Recorder()
@@ -375,3 +378,35 @@ def test_a_streams_head_leaves_with_its_first_chunk_then_one_write_per_iteration
     assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert writes[0].endswith(b"\r\n\r\n9\r\ndata: 0\n\n\r\n")
     assert writes[1:] == [b"9\r\ndata: 1\n\n\r\n", b"9\r\ndata: 2\n\n\r\n", b"0\r\n\r\n"]
+
+
+class _Lines:
+    """A stream encoder: each text event as one SSE event."""
+
+    def encode(self, event: ir.StreamEvent) -> bytes:
+        assert isinstance(event, ir.TextDelta)
+        return b"data: %b\n\n" % event.text.encode()
+
+    def finish(self) -> bytes:
+        return b"data: [DONE]\n\n"
+
+
+async def _first_words_then_the_rest(scope: Scope, receive: Any, send: Any) -> None:
+    """A stream whose batches are all ready at once, as when one upstream read held them."""
+    async def batches() -> AsyncGenerator[list[ir.StreamEvent], None]:
+        yield [ir.TextDelta("first")]
+        yield LastBatch([ir.TextDelta("second"), ir.TextDelta("third")])
+
+    await receive()
+    await EventStreamResponse(batches(), _Lines())(scope, receive, send)
+
+
+def test_a_streams_first_batch_is_written_before_the_next_one_is_made() -> None:
+    writes = _writes_for(b"GET /stream HTTP/1.1\r\nhost: t\r\n\r\n",
+                         _first_words_then_the_rest)
+    assert len(writes) == 2
+    assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    first = b"data: first\n\n"
+    rest = b"data: second\n\ndata: third\n\ndata: [DONE]\n\n"
+    assert writes[0].endswith(b"\r\n\r\n%x\r\n%b\r\n" % (len(first), first))
+    assert writes[1] == b"%x\r\n%b\r\n0\r\n\r\n" % (len(rest), rest)
