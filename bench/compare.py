@@ -16,7 +16,6 @@ of its working directory first); both use this checkout's `.venv`.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -25,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.load import Request, run_wrk
-from bench.mock import MODEL, STREAM_CHUNKS, start_mock
-from bench.procs import GATEWAY_CORE, Proc, free_port, start, wait_ready
-from bench.targets import BENCH_PYTHON, MESSAGES, PROJECT_PYTHON, ROOT, gateway_env
+from bench.mock import STREAM_CHUNKS, start_mock
+from bench.procs import Proc, free_port, wait_ready
+from bench.targets import FLOORS, GATEWAY, ROOT, launch_gateway
 
-PATH = "/v1/chat/completions"
+ROUTE = next(route for route in GATEWAY.routes if route.path == "/v1/chat/completions")
+FLOOR = next(target for target in FLOORS if target.key == "floor-aiohttp")
 WARM_UP_S = 1.5
 START_TIMEOUT_S = 60.0
 
@@ -80,8 +80,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="per round and contender")
     args = parser.parse_args(argv)
     concurrency = args.concurrency or (16 if args.stream else 64)
-    payload = json.dumps({"model": f"openai/{MODEL}", "max_tokens": 64,
-                          "stream": args.stream, "messages": MESSAGES}).encode()
+    payload = ROUTE.payload(stream=args.stream)
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as temp:
         work = Path(temp)
         work.chmod(0o755)  # nginx's worker (another user) reads the stream file under it
@@ -90,14 +89,13 @@ def main(argv: list[str]) -> int:
         upstream = mock.sse_url if args.stream else mock.json_url
         contenders: list[Contender] = []
         try:
-            for name, cwd in ((args.rev, tree), ("worktree", ROOT), ("floor", ROOT)):
+            for name, source in ((args.rev, tree), ("worktree", ROOT), ("floor", None)):
                 port = free_port()
-                command = ([str(BENCH_PYTHON), "-m", "bench.floors", "aiohttp", str(port),
-                            upstream] if name == "floor" else
-                           [str(PROJECT_PYTHON), "-m", "gateway"])
-                proc = start(name.replace("/", "-"), command, core=GATEWAY_CORE,
-                             env=gateway_env(upstream, port, {}), log_dir=work, cwd=cwd)
-                request = Request(f"http://127.0.0.1:{port}{PATH}", payload, {})
+                logs = work / f"logs-{len(contenders)}"
+                logs.mkdir()
+                proc = (FLOOR.launch(upstream, port, logs, {}) if source is None else
+                        launch_gateway(upstream, port, logs, {}, source=source))
+                request = Request(f"http://127.0.0.1:{port}{ROUTE.path}", payload, {})
                 contenders.append(Contender(name, proc, request))
                 wait_ready(proc, request.url, body=payload, headers={}, timeout=START_TIMEOUT_S)
             for one in contenders:
@@ -120,7 +118,7 @@ def main(argv: list[str]) -> int:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                            check=False, capture_output=True)
     kind = f"streams, {concurrency} concurrent" if args.stream else f"{concurrency} concurrent"
-    print(f"\n{PATH}, {kind}, {args.rounds} rounds of {args.seconds:g}s each:")
+    print(f"\n{ROUTE.path}, {kind}, {args.rounds} rounds of {args.seconds:g}s each:")
     print("\n".join(summary(contenders)))
     return 0
 

@@ -75,10 +75,12 @@ def gateway_env(upstream: str, port: int, extra: Mapping[str, str]) -> dict[str,
         "MAX_CONCURRENT_REQUESTS_PER_CLIENT": PER_CLIENT_LIMIT, **extra})
 
 
-def launch_gateway(upstream: str, port: int, log_dir: Path, extra: Mapping[str, str]) -> Proc:
-    """`python -m gateway`, one worker, pinned to the gateway core."""
+def launch_gateway(upstream: str, port: int, log_dir: Path, extra: Mapping[str, str], *,
+                   source: Path = ROOT) -> Proc:
+    """`python -m gateway`, one worker, pinned to the gateway core; the package is imported
+    from `source` (a checkout of another revision, for `bench.compare`)."""
     return start("gateway", [str(PROJECT_PYTHON), "-m", "gateway"], core=GATEWAY_CORE,
-                 env=gateway_env(upstream, port, extra), log_dir=log_dir, cwd=ROOT)
+                 env=gateway_env(upstream, port, extra), log_dir=log_dir, cwd=source)
 
 
 def _floor(kind: str) -> Launcher:
