@@ -83,7 +83,7 @@ def main() -> int:
         return 2
     raise_open_file_limit()
     configure_logging(settings.log_level, secrets_of(settings))
-    for name in ("httpx", "aiohttp"):  # their lines may carry full URLs
+    for name in ("httpx",):  # its lines may carry full URLs (the OIDC client)
         logging.getLogger(name).setLevel(logging.WARNING)
     log = logging.getLogger("gateway")
     log.info("listening on %s:%s", settings.server_host, settings.server_port)

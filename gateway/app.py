@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import aiohttp
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 from starlette.applications import Starlette
@@ -18,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from gateway.auth.config import AuthConfig
+from gateway.client import Client
 from gateway.direct import DirectRoutes
 from gateway.errors import GatewayError
 from gateway.lifecycle import LIFECYCLE, Lifecycle, readiness
@@ -37,9 +37,8 @@ log = logging.getLogger("gateway")
 
 @dataclass(frozen=True, slots=True)
 class AppHooks:
-    """What tests may swap: the upstream connector and the telemetry exporters."""
+    """What tests may swap: the telemetry exporters."""
 
-    connector: aiohttp.BaseConnector | None = None
     span_exporter: SpanExporter | None = None
     metric_readers: tuple[MetricReader, ...] = ()
 
@@ -54,15 +53,14 @@ def secrets_of(settings: Settings) -> tuple[str, ...]:
     return tuple(values)
 
 
-def http_client(settings: Settings, connector: aiohttp.BaseConnector | None = None
-                ) -> aiohttp.ClientSession:
+def http_client(settings: Settings) -> Client:
     """The one upstream client: pooled connections and the configured timeouts.
 
     Call it with an event loop running (in the lifespan): the session belongs to that loop.
     """
     return open_session(max_connections=settings.client_max_connections,
                         connect_timeout=settings.client_connect_timeout,
-                        read_timeout=settings.client_read_timeout, connector=connector)
+                        read_timeout=settings.client_read_timeout)
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
@@ -130,7 +128,7 @@ def create_app(settings: Settings, *, hooks: AppHooks | None = None) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Lifecycle]]:
         lifecycle = Lifecycle()
-        async with http_client(settings, hooks.connector) as session:
+        async with http_client(settings) as session:
             state.upstream = Upstream(
                 session, max_response_bytes=settings.max_upstream_response_bytes,
                 first_byte_timeout=settings.client_first_byte_timeout,

@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-import aiohttp
-
 from gateway import ir
 from gateway.app import http_client
+from gateway.client import Client
 from gateway.errors import NotFound, UpstreamError
 from gateway.providers import resolve_all
 from gateway.routing import NoModelAvailable, Router, start_router
@@ -58,9 +57,8 @@ def to_messages(messages: MessagesLike) -> list[ir.Message]:
 
 @dataclass(slots=True)
 class Hooks:
-    """What tests (or embedders) may swap: connector, clock, sleep, randomness, state."""
+    """What tests (or embedders) may swap: clock, sleep, randomness, state."""
 
-    connector: aiohttp.BaseConnector | None = None
     clock: Callable[[], float] | None = None
     sleep: Sleep | None = None
     rng: random.Random | None = None
@@ -112,7 +110,7 @@ class Gateway:
     def __init__(self, settings: Settings, *, hooks: Hooks | None = None) -> None:
         self.settings = settings
         self._hooks = hooks or Hooks()
-        self._client: aiohttp.ClientSession | None = None
+        self._client: Client | None = None
         self._router: Router | None = None
 
     @classmethod
@@ -135,7 +133,7 @@ class Gateway:
 
     async def __aenter__(self) -> Gateway:
         hooks = self._hooks
-        self._client = http_client(self.settings, hooks.connector)
+        self._client = http_client(self.settings)
         extra: dict[str, Any] = {k: v for k, v in (
             ("clock", hooks.clock), ("sleep", hooks.sleep), ("rng", hooks.rng),
             ("backend", hooks.backend), ("config", hooks.config)) if v is not None}
@@ -143,7 +141,7 @@ class Gateway:
             self._router = await start_router(self.settings, resolve_all(self.settings),
                                               Upstream(self._client), NoopTelemetry(), **extra)
         except BaseException:
-            await self._client.close()
+            await self._client.aclose()
             raise
         return self
 
@@ -155,7 +153,7 @@ class Gateway:
         finally:
             self._router = None
             if self._client is not None:
-                await self._client.close()
+                await self._client.aclose()
 
     async def providers_for(self, model: str) -> list[str]:
         """The providers that would serve `model` now, in the order they would be tried."""

@@ -1,8 +1,8 @@
 """Calling providers: the shared HTTP client, URL building, and upstream error mapping.
 
-This module is the single boundary where the HTTP client's (aiohttp's) exceptions and
+This module is the single boundary where the HTTP client's (`gateway.client`) exceptions and
 providers' error answers become gateway errors (`gateway.errors`). Nothing above it sees
-aiohttp exceptions or responses.
+client exceptions or responses.
 
 It also holds the line against hostile or broken upstreams: an answer is read up to
 `max_response_bytes` and no further (streams too, so an endless stream ends), a 2xx answer
@@ -12,8 +12,9 @@ provider's own auth and extra headers. Providers sometimes echo the key they wer
 error message, a code, a stream event), so every body read here has the provider's key
 replaced before anything parses it.
 
-aiohttp rather than httpx: on the request path httpx's own transport cost several times the
-CPU per request of everything else together (see docs/benchmarks.md).
+The client is the gateway's own (`gateway.client`): httpx's transport cost several times the
+CPU per request of everything else together, and aiohttp's client, used after it, still
+about half of it (see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -28,11 +29,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import aiohttp
 import certifi
 import orjson
-from yarl import URL
 
+from gateway.client import (
+    BodyTooLarge,
+    Client,
+    ClientFailure,
+    ConnectFailure,
+    Response,
+    Target,
+)
 from gateway.dialects.base import ErrorInfo, ModelInfo
 from gateway.errors import (
     InvalidRequest,
@@ -104,7 +111,7 @@ def scrub(provider: Provider, content: bytes) -> bytes:
 
 # Everything the client raises for a failed exchange. TimeoutError is an OSError: the order
 # of the checks in `transport_failure` matters.
-CLIENT_FAILURES = (aiohttp.ClientError, OSError)
+CLIENT_FAILURES = (ClientFailure, OSError)
 # URLs built for (base URL, path, model): bounded, since model names come from callers.
 URL_CACHE_SIZE = 1024
 
@@ -120,21 +127,16 @@ def trust() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-def open_session(*, max_connections: int, connect_timeout: float, read_timeout: float,
-                 connector: aiohttp.BaseConnector | None = None) -> aiohttp.ClientSession:
+def open_session(*, max_connections: int, connect_timeout: float,
+                 read_timeout: float) -> Client:
     """The one upstream client: pooled keep-alive connections, no cookies, no proxies.
 
     `connect_timeout` bounds both the wait for a pooled connection and a new connection's
     set-up; `read_timeout` bounds every single read, so a long, healthy stream is never cut.
+    Call it with the event loop running that will use it.
     """
-    if connector is None:
-        connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ssl=trust(),
-                                         ttl_dns_cache=60)
-    timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout,
-                                    sock_connect=connect_timeout, sock_read=read_timeout)
-    return aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                 cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True,
-                                 trust_env=False)
+    return Client(max_connections=max_connections, connect_timeout=connect_timeout,
+                  read_timeout=read_timeout, ssl_context=trust())
 
 
 def encode_model(model: str, *, greedy: bool) -> str:
@@ -220,7 +222,7 @@ def media_type(headers: Mapping[str, str]) -> str:
     return value.split(";", 1)[0].strip().lower()
 
 
-def unreadable_type(provider: Provider, response: aiohttp.ClientResponse,
+def unreadable_type(provider: Provider, response: Response,
                     accepted: frozenset[str]) -> UpstreamError | None:
     """An error when a 2xx answer's content type is none the gateway can read (an HTML page)."""
     kind = media_type(response.headers)
@@ -233,21 +235,14 @@ def unreadable_type(provider: Provider, response: aiohttp.ClientResponse,
 
 def transport_failure(provider: Provider, exc: BaseException) -> UpstreamError:
     """Map a client failure; its text is not used because it may contain the URL."""
-    if isinstance(exc, TimeoutError):  # aiohttp's own timeouts are TimeoutErrors too
+    if isinstance(exc, TimeoutError):
         return UpstreamTimeout(f"{provider.id} did not answer in time", provider=provider.id)
-    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, TLS
+    if isinstance(exc, ConnectFailure):  # refused, DNS, TLS
         return UpstreamUnavailable(f"{provider.id} could not be reached", provider=provider.id)
     return UpstreamUnavailable(f"the connection to {provider.id} failed: {type(exc).__name__}",
                                provider=provider.id)
 
 
-def _finish(response: aiohttp.ClientResponse) -> None:
-    """Let go of a response: its connection goes back to the pool only if it was read to the
-    end, and is closed otherwise (a half-read answer must not be reused)."""
-    if response.content.at_eof():
-        response.release()
-    else:
-        response.close()
 
 
 class UpstreamStream:
@@ -258,7 +253,7 @@ class UpstreamStream:
 
     __slots__ = ("_first_deadline", "_idle", "_limit", "_provider", "_response")
 
-    def __init__(self, provider: Provider, response: aiohttp.ClientResponse, limit: int, *,
+    def __init__(self, provider: Provider, response: Response, limit: int, *,
                  first_deadline: float | None = None, idle: float | None = None) -> None:
         self._provider = provider
         self._response = response
@@ -273,7 +268,7 @@ class UpstreamStream:
         past the cap or on a failure, raises the mapped UpstreamError (or UpstreamTimeout)."""
         provider = self._provider
         redactor = KeyRedactor(provider.api_key)
-        content = self._response.content
+        content = self._response
         deadline = self._first_deadline
         idle = self._idle
         loop = asyncio.get_running_loop()
@@ -302,13 +297,15 @@ class UpstreamStream:
                 if clean:
                     yield clean
                 deadline = loop.time() + idle if idle is not None else None
+        except BodyTooLarge:
+            raise too_large(provider, self._limit) from None
         except CLIENT_FAILURES as exc:
             raise transport_failure(provider, exc) from None
         tail = redactor.close()
         if tail:
             yield tail
 
-    async def _wait(self, content: aiohttp.StreamReader, deadline: float | None,
+    async def _wait(self, content: Response, deadline: float | None,
                     loop: asyncio.AbstractEventLoop) -> bytes:
         """The next chunk (b"" at the end), or UpstreamTimeout once `deadline` (loop time) has
         passed."""
@@ -324,25 +321,41 @@ class UpstreamStream:
     def at_eof(self) -> bool:
         """Whether the upstream's answer is complete: then the chunk `chunks()` gave last was
         its last, and the iteration ends without another wait."""
-        return self._response.content.at_eof()
+        return self._response.at_eof()
 
     async def aclose(self) -> None:
         """Release the connection; one whose answer was not read to the end is closed."""
-        _finish(self._response)
+        self._response.release()
+
+
+async def _collect(response: Response, limit: int) -> bytes:
+    """The whole (decoded) body; BodyTooLarge past `limit` bytes. A declared length was
+    checked against the limit when the head arrived."""
+    if response.content_length is not None:
+        return await response.read()
+    # Chunked, or compressed: decoding can outgrow the wire bytes.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await response.readany():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge("the answer is larger than allowed")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @dataclass(slots=True)
 class Upstream:
-    """Sends requests to providers through the one shared `aiohttp.ClientSession`."""
+    """Sends requests to providers through the one shared `Client`."""
 
-    session: aiohttp.ClientSession
+    session: Client
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     first_byte_timeout: float | None = None
     stream_idle_timeout: float | None = None
-    _urls: dict[tuple[str, str, str | None], URL] = field(default_factory=dict, repr=False)
+    _urls: dict[tuple[str, str, str | None], Target] = field(default_factory=dict, repr=False)
 
     def _url(self, provider: Provider, endpoint: Endpoint, model: str | None,
-             query: Mapping[str, str] | None) -> URL:
+             query: Mapping[str, str] | None) -> Target:
         """The request URL, encoded once here and never re-normalised by the client."""
         key = (provider.base_url, endpoint.path, model)
         url = self._urls.get(key) if not query else None
@@ -352,7 +365,11 @@ class Upstream:
         params = {**endpoint.query, **(query or {}), **provider.auth_query}
         if params:
             text += "?" + urlencode(params)
-        url = URL(text, encoded=True)
+        try:
+            url = Target.of(text)
+        except ValueError:
+            raise UpstreamError(f"{provider.id} has a URL the gateway cannot call",
+                                provider=provider.id, code="invalid_provider_url") from None
         if not query:
             if len(self._urls) >= URL_CACHE_SIZE:
                 self._urls.clear()
@@ -362,7 +379,7 @@ class Upstream:
     async def _send(self, provider: Provider, endpoint: Endpoint, *, model: str | None,
                     body: Any, query: Mapping[str, str] | None,
                     headers: Mapping[str, str] | None,
-                    stream: bool = False) -> aiohttp.ClientResponse:
+                    stream: bool = False) -> Response:
         """Send one request, its answer unread; an oversized declared length fails now."""
         url = self._url(provider, endpoint, model, query)
         # The provider's own headers come last, so nothing forwarded can replace its auth.
@@ -377,12 +394,14 @@ class Upstream:
                 raise InvalidRequest("the request has a value that cannot be sent upstream, "
                                      "such as an integer beyond 64 bits", field="body") from None
             all_headers["content-type"] = "application/json"
-        if stream:
-            # Uncompressed, so the cap counts the bytes the stream parser will actually hold.
-            all_headers["accept-encoding"] = "identity"
+        # The client asks for uncompressed answers, so the cap counts the bytes the parsers
+        # will actually hold.
         try:
-            response = await self.session.request(endpoint.method, url, headers=all_headers,
-                                                  data=content, allow_redirects=False)
+            response = await self.session.request(endpoint.method, url, all_headers.items(),
+                                                  content, max_body=self.max_response_bytes)
+        except ValueError:  # a header value with a line break, from a key or a caller
+            raise InvalidRequest("a header for the provider has a character that cannot be "
+                                 "sent", field="headers") from None
         except CLIENT_FAILURES as exc:
             raise transport_failure(provider, exc) from None
         declared = response.content_length
@@ -391,28 +410,21 @@ class Upstream:
             raise too_large(provider, self.max_response_bytes)
         return response
 
-    async def _read(self, provider: Provider, response: aiohttp.ClientResponse) -> bytes:
+    async def _read(self, provider: Provider, response: Response) -> bytes:
         """The whole (decoded) body, capped; the response is released or closed."""
         limit = self.max_response_bytes
         try:
-            if response.content_length is not None and "content-encoding" not in response.headers:
-                content = await response.read()  # no longer than the length checked in _send
-            else:  # chunked, or compressed: decompression can outgrow the wire bytes
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.content.iter_any():
-                    size += len(chunk)
-                    if size > limit:
-                        raise too_large(provider, limit)
-                    chunks.append(chunk)
-                content = b"".join(chunks)
+            content = await _collect(response, limit)
+        except BodyTooLarge:
+            response.close()
+            raise too_large(provider, limit) from None
         except CLIENT_FAILURES as exc:
             response.close()
             raise transport_failure(provider, exc) from None
         except BaseException:
             response.close()
             raise
-        _finish(response)
+        response.release()
         return content
 
     async def call_json(self, provider: Provider, endpoint: Endpoint, *, model: str | None = None,
@@ -474,19 +486,28 @@ class Upstream:
     async def probe_json(self, url: str, limit: float) -> Any:
         """GET `url` (a local model server) within `limit` seconds: its JSON, or None on failure."""
         try:
-            async with self.session.get(URL(url, encoded=True), allow_redirects=False,
-                                        timeout=aiohttp.ClientTimeout(total=limit)) as answer:
-                if answer.status != 200:
-                    return None
-                content = await answer.content.read(self.max_response_bytes + 1)
+            content = await limited(self._probe(Target.of(url)), limit, TimeoutError)
         except (*CLIENT_FAILURES, ValueError):
             return None
-        if len(content) > self.max_response_bytes:
+        if content is None:
             return None
         try:
             return orjson.loads(content)
         except orjson.JSONDecodeError:
             return None
+
+    async def _probe(self, target: Target) -> bytes | None:
+        """The body of a GET of `target` when it answers 200 within the size cap, else None."""
+        limit = self.max_response_bytes
+        answer = await self.session.request("GET", target, (), max_body=limit)
+        try:
+            if answer.status != 200 or (answer.content_length or 0) > limit:
+                return None
+            return await _collect(answer, limit)
+        except BodyTooLarge:
+            return None
+        finally:
+            answer.release()
 
     async def list_models(self, provider: Provider,
                           headers: Mapping[str, str] | None = None) -> list[ModelInfo]:
