@@ -73,7 +73,8 @@ async def _wait_up(url: str, body: bytes, proc: subprocess.Popen[bytes]) -> None
     raise RuntimeError(f"the target did not answer within {START_TIMEOUT_S:.0f}s")
 
 
-def measure(path: str, model: str, count: int, *, stream: bool, floor: bool) -> float:
+def measure(path: str, model: str, count: int, *, stream: bool, floor: bool,
+            telemetry: bool = False) -> float:
     """Instructions per request of `count` requests to `path` (see the module doc)."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -89,10 +90,13 @@ def measure(path: str, model: str, count: int, *, stream: bool, floor: bool) -> 
         else:
             argv = [str(PROJECT_PYTHON), "-m", "gateway"]
         out = work / "callgrind.out"
+        # Telemetry as the bench's telemetry run has it: traces and metrics sent to the mock.
+        extra = {"ENABLE_TELEMETRY": "true",
+                 "OTEL_EXPORTER_OTLP_ENDPOINT": mock.json_url} if telemetry else {}
         with (work / "target.log").open("wb") as log:
             proc = subprocess.Popen(
                 [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
-                env=gateway_env(upstream, port, {}), cwd=ROOT, stdout=log,
+                env=gateway_env(upstream, port, extra), cwd=ROOT, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
         try:
             body = json.dumps({"model": model, "stream": stream, "max_tokens": 64,
@@ -127,10 +131,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--stream", action="store_true", help="streamed requests")
     parser.add_argument("--floor", action="store_true",
                         help="the Starlette + aiohttp floor instead of the gateway")
+    parser.add_argument("--telemetry", action="store_true",
+                        help="the gateway with telemetry on, exporting OTLP to the mock")
     args = parser.parse_args(argv)
     per_request = measure(args.path, args.model, args.count, stream=args.stream,
-                          floor=args.floor)
-    what = "floor" if args.floor else "gateway"
+                          floor=args.floor, telemetry=args.telemetry)
+    what = "floor" if args.floor else "gateway with telemetry" if args.telemetry else "gateway"
     print(f"{what} {args.path} {'stream' if args.stream else 'whole'}: "
           f"{per_request:,.0f} instructions per request ({args.count} requests)")
     return 0
