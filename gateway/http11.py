@@ -50,6 +50,8 @@ from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 from uvicorn.server import ServerState
 
+from gateway.timing import limited
+
 log = logging.getLogger("gateway")
 
 # Forbidden in a header name (RFC 9110 tokens) and in a header value (controls but tab).
@@ -77,6 +79,7 @@ class Cycle:
     __slots__ = (
         "_waiter",
         "body",
+        "body_limit",
         "chunked",
         "disconnected",
         "expect_100",
@@ -86,11 +89,14 @@ class Cycle:
         "loop",
         "more_body",
         "protocol",
+        "read_limit",
+        "received",
         "request_done",
         "response_complete",
         "response_started",
         "scope",
         "transport",
+        "write_limit",
     )
 
     def __init__(
@@ -113,6 +119,11 @@ class Cycle:
         self.chunked = False
         self.length_left = 0
         self.head: bytes | None = None  # a response head not yet written
+        # The request guard's limits (see `limit`): none until it sets them.
+        self.read_limit: tuple[float, type[BaseException]] | None = None
+        self.write_limit: tuple[float, type[BaseException]] | None = None
+        self.body_limit: tuple[int, type[BaseException]] | None = None
+        self.received = 0
 
     # --- the parser's side ---------------------------------------------------------------
 
@@ -121,6 +132,24 @@ class Cycle:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def limit(self, *, read: tuple[float, type[BaseException]],
+              write: tuple[float, type[BaseException]],
+              body: tuple[int, type[BaseException]]) -> None:
+        """Limits enforced inside `receive` and `send` themselves, so the request guard
+        (`gateway.middleware.guard`) needs no wrapper around them. Each is (limit, error):
+
+        - `read`: a `receive` that waits longer than this for body bytes raises the error
+          (once the body is complete, `receive` only reports the disconnect, untimed);
+        - `write`: a `send` that waits longer than this for the client to read raises it;
+        - `body`: a `receive` that would hand over more than this many body bytes in all
+          raises it, once (chunked bodies included).
+
+        Offered to the app as `scope["extensions"]["gateway.limits"]`.
+        """
+        self.read_limit = read
+        self.write_limit = write
+        self.body_limit = body
 
     # --- ASGI ----------------------------------------------------------------------------
 
@@ -146,6 +175,10 @@ class Cycle:
             else:
                 log.error("the application returned without completing its response")
                 self.protocol.close()
+        finally:
+            # The scope names this cycle (the guard's limits): without this, every request
+            # would leave a reference cycle for the garbage collector.
+            self.scope.pop("extensions", None)
 
     async def receive(self) -> dict[str, Any]:
         """The next piece of the request body; `http.disconnect` once the body is handed over
@@ -156,14 +189,27 @@ class Cycle:
                 self.protocol.write(_CONTINUE)
         if not self.disconnected and not self.response_complete:
             self.protocol.flow.resume_reading()
-            if self.request_done or (self.more_body and not self.body):
+            if self.request_done:
                 await self._wait()
+            elif self.more_body and not self.body:
+                if self.read_limit is None:
+                    await self._wait()
+                else:
+                    await limited(self._wait(), *self.read_limit)
         if self.disconnected or self.response_complete or self.request_done:
             return {"type": "http.disconnect"}
         body = bytes(self.body)
         self.body.clear()
         more = self.more_body
         self.request_done = not more
+        if self.body_limit is not None:
+            self.received += len(body)
+            if self.received > self.body_limit[0]:
+                # Raised once; what is read after it (the guard drains the rest before its
+                # 413) is neither counted nor timed.
+                error = self.body_limit[1]
+                self.body_limit = self.read_limit = None
+                raise error
         return {"type": "http.request", "body": body, "more_body": more}
 
     async def _wait(self) -> None:
@@ -176,7 +222,10 @@ class Cycle:
         """Write the response: the head with its first body bytes, then each body message."""
         protocol = self.protocol
         if protocol.flow.write_paused and not self.disconnected:
-            await protocol.flow.drain()
+            if self.write_limit is None:
+                await protocol.flow.drain()
+            else:
+                await limited(protocol.flow.drain(), *self.write_limit)
         if self.disconnected:
             return
         kind = message["type"]
@@ -472,6 +521,7 @@ class HttpProtocol(asyncio.Protocol):
             keep_alive=version != "1.0" and parser.should_keep_alive(),
             expect_100=self.expect_100,
         )
+        scope["extensions"] = {"gateway.limits": cycle}
         current = self.cycle
         self.cycle = cycle
         if current is None or current.response_complete:

@@ -11,13 +11,16 @@ write timeouts, and the request body's size.
   arrive, so an upload without a length cannot get around the 413. Nothing is buffered.
 
 One layer rather than three: every layer costs a call and a wrapped `receive` and `send` per
-request, and these limits always run together.
+request, and these limits always run together. Served by the gateway's own protocol
+(`gateway.http11`), the timeouts and the byte count are handed to it
+(`scope["extensions"]["gateway.limits"]`) and enforced inside its `receive` and `send`, so
+no wrapper is needed at all; under any other server, `receive` and `send` are wrapped.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -133,6 +136,13 @@ class RequestGuardMiddleware:
                         f"the request body is larger than the limit of {limit} bytes"))
                     return
         read_timeout, write_timeout = self.read_timeout, self.write_timeout
+        cycle = scope.get("extensions", {}).get("gateway.limits")
+        if cycle is not None:
+            cycle.limit(read=(read_timeout, _SlowClient), write=(write_timeout, _StalledReader),
+                        body=(limit, _TooLarge))
+            await self._limited(scope, receive, send, receive, send,
+                                lambda: bool(cycle.response_started))
+            return
         received = 0
         body_done = False
         started = False
@@ -157,16 +167,25 @@ class RequestGuardMiddleware:
             started = started or message["type"] == "http.response.start"
             await Limited(send(message), write_timeout, _StalledReader)
 
+        await self._limited(scope, receive, send, guarded_receive, guarded_send,
+                            lambda: started)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send,
+                       app_receive: Receive, app_send: Send,
+                       started: Callable[[], bool]) -> None:
+        """The app with `receive` and `send` that raise the guard's errors; each error
+        becomes its answer (when no response has started) here."""
+        limit, read_timeout = self.max_bytes, self.read_timeout
         try:
-            await self.app(scope, guarded_receive, guarded_send)
+            await self.app(scope, app_receive, app_send)
         except _StalledReader:
             return  # the server closes a connection whose response did not complete
         except _SlowClient:
-            if not started:
+            if not started():
                 await self._refuse(scope, receive, send, RequestTimeout(
                     f"the request body did not arrive within {read_timeout:g}s"))
         except _TooLarge:
-            if not started:
+            if not started():
                 await _drain(receive, limit)
                 await self._refuse(scope, receive, send, PayloadTooLarge(
                     f"the request body is larger than the limit of {limit} bytes"))
