@@ -372,7 +372,10 @@ class _Connection(asyncio.Protocol):
         if self.response is not response:
             return  # released twice
         self.response = None
-        if reusable and self.keep_alive and not self.closed and self.head is None:
+        # An answer that came before its request was written out (the server did not wait
+        # for the body) leaves the rest of that body on the connection: not reusable.
+        if reusable and self.keep_alive and not self.closed and self.head is None \
+                and self.transport is not None and not self.transport.get_write_buffer_size():
             self.client.put(self)
         else:
             self.close()

@@ -349,3 +349,29 @@ def test_targets() -> None:
     for bad in ("ftp://x/", "http:///nohost", "http://x/a b", "http://x/\r\n"):
         with pytest.raises(ValueError):
             Target.of(bad)
+
+
+async def test_an_answer_before_its_body_was_sent_does_not_reuse_the_connection() -> None:
+    async def early(conn: Conn) -> None:
+        await conn.reader.readuntil(b"\r\n\r\n")  # the head only: the body stays unread
+        if conn.number == 1:
+            await conn.send(ok())
+            # Then it reads on: a request sent after the unsent rest of the body would be
+            # answered here.
+            seen = b""
+            while b"GET /v1/x" not in seen:
+                piece = await conn.reader.read(1 << 20)
+                if not piece:
+                    return
+                seen = (seen + piece)[-4096:]
+            await conn.send(ok(b"the same connection"))
+        else:
+            await conn.send(ok(b"second"))
+
+    async with scripted(early) as script, client() as http:
+        answer = await http.request("POST", script.url(), (), b"b" * (16 << 20),
+                                    max_body=1 << 20)
+        assert await answer.read() == b'{"ok":true}'
+        answer.release()  # complete, but 16 MiB of its request are still unsent
+        assert await get(http, script.url()) == (200, b"second")
+        assert script.connections == 2
