@@ -25,8 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
-
 from bench.mock import MODEL, start_mock
 from bench.procs import free_port
 from bench.targets import BENCH_PYTHON, PROJECT_PYTHON, ROOT, gateway_env
@@ -46,6 +44,8 @@ def total_instructions(dump: Path) -> int:
 
 async def _send(url: str, body: bytes, count: int) -> None:
     """`count` POSTs of `body`, CONCURRENCY at a time; every answer must be 200."""
+    import aiohttp  # the bench's environment has it; the project's does not
+
     left = count
     async with aiohttp.ClientSession() as session:
         async def worker() -> None:
@@ -61,6 +61,8 @@ async def _send(url: str, body: bytes, count: int) -> None:
 
 
 async def _wait_up(url: str, body: bytes, proc: subprocess.Popen[bytes]) -> None:
+    import aiohttp
+
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
