@@ -399,9 +399,10 @@ class Upstream:
         try:
             response = await self.session.request(endpoint.method, url, all_headers.items(),
                                                   content, max_body=self.max_response_bytes)
-        except ValueError:  # a header value with a line break, from a key or a caller
-            raise InvalidRequest("a header for the provider has a character that cannot be "
-                                 "sent", field="headers") from None
+        except ValueError:  # a configured key or header with a line break: never sent
+            raise UpstreamError(f"a header configured for {provider.id} has a character that "
+                                "cannot be sent", provider=provider.id,
+                                code="invalid_provider_header") from None
         except CLIENT_FAILURES as exc:
             raise transport_failure(provider, exc) from None
         declared = response.content_length

@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from gateway.app import http_client
 from gateway.client import Target
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, UpstreamError
 from gateway.providers import Provider, resolve_all
 from gateway.upstream import FORWARDED_HEADERS, Upstream, endpoint_url
 from generated.settings import Settings
@@ -203,6 +203,26 @@ async def test_only_allow_listed_headers_pass_the_upstream_boundary(
     assert [(k, v) for k, v in hostile.headers if k not in FORWARDED_HEADERS] == plain.headers
     assert dict(hostile.headers)["traceparent"] == HOSTILE_HEADERS["traceparent"]
     assert dict(hostile.headers)["host"] == f"127.0.0.1:{server.port}"
+
+
+@pytest.mark.anyio
+async def test_a_key_with_a_line_break_is_never_sent(
+        recording_upstream: tuple[list[Received], RunningServer]) -> None:
+    """A configured key that would add a header line fails the call as the gateway's error
+    (502, the key not quoted) and nothing reaches the provider."""
+    received, server = recording_upstream
+    local = Settings.from_env({**{name: value.replace(BASE, server.url)
+                                  for name, value in ENV.items()},
+                               "OPENAI_API_KEY": "sk-abc\r\nx-injected: 1"})
+    provider = resolve_all(local)["openai"]
+    received.clear()
+    async with http_client(local) as session:
+        with pytest.raises(UpstreamError) as failure:
+            await Upstream(session).call_json(provider, provider.config.generate,
+                                              model=MODELS["openai"], body={"x": 1})
+    assert failure.value.status == 502 and failure.value.code == "invalid_provider_header"
+    assert "sk-abc" not in failure.value.message
+    assert received == []
 
 
 @pytest.mark.parametrize("pid", sorted(MODELS))
