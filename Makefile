@@ -74,7 +74,8 @@ compare: $(STAMP) $(BENCH_STAMP) bench-tools
 	$(BENCH_VENV)/bin/python -m bench.compare --rev $(REV) $(ARGS)
 
 ## instructions: user-space instructions per request under callgrind, steady on a busy
-## machine (ROUTE="/v1/chat/completions openai/bench-model", ARGS="--stream" or "--floor").
+## machine (ROUTE="/v1/chat/completions openai/bench-model", ARGS="--stream", "--floor" or
+## "--telemetry").
 ROUTE ?= /v1/chat/completions openai/bench-model
 instructions: $(STAMP) $(BENCH_STAMP) bench-tools
 	@command -v valgrind >/dev/null || (apt-get update -q && apt-get install -y -q valgrind)

@@ -134,7 +134,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--floor", action="store_true",
                         help="the Starlette + aiohttp floor instead of the gateway")
     parser.add_argument("--telemetry", action="store_true",
-                        help="the gateway with telemetry on, exporting OTLP to the mock")
+                        help="the gateway with telemetry on, exporting OTLP to the mock (the "
+                             "exporters run on timers, and valgrind's slowness gives their "
+                             "work more weight per request than it has at full speed)")
     args = parser.parse_args(argv)
     per_request = measure(args.path, args.model, args.count, stream=args.stream,
                           floor=args.floor, telemetry=args.telemetry)
