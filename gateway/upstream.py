@@ -243,8 +243,6 @@ def transport_failure(provider: Provider, exc: BaseException) -> UpstreamError:
                                provider=provider.id)
 
 
-
-
 class UpstreamStream:
     """A streamed answer that has started: its status and headers were fine.
 
@@ -329,11 +327,8 @@ class UpstreamStream:
 
 
 async def _collect(response: Response, limit: int) -> bytes:
-    """The whole (decoded) body; BodyTooLarge past `limit` bytes. A declared length was
-    checked against the limit when the head arrived."""
-    if response.content_length is not None:
-        return await response.read()
-    # Chunked, or compressed: decoding can outgrow the wire bytes.
+    """The whole (decoded) body; BodyTooLarge past `limit` bytes, whatever the answer declared
+    (chunked and compressed bodies have no length to check beforehand)."""
     chunks: list[bytes] = []
     size = 0
     while chunk := await response.readany():
@@ -378,8 +373,7 @@ class Upstream:
 
     async def _send(self, provider: Provider, endpoint: Endpoint, *, model: str | None,
                     body: Any, query: Mapping[str, str] | None,
-                    headers: Mapping[str, str] | None,
-                    stream: bool = False) -> Response:
+                    headers: Mapping[str, str] | None) -> Response:
         """Send one request, its answer unread; an oversized declared length fails now."""
         url = self._url(provider, endpoint, model, query)
         # The provider's own headers come last, so nothing forwarded can replace its auth.
@@ -466,7 +460,7 @@ class Upstream:
         try:
             response = await limited(
                 self._send(provider, endpoint, model=model, body=body, query=None,
-                           headers=headers, stream=True),
+                           headers=headers),
                 self.first_byte_timeout, TimeoutError)
         except TimeoutError:
             raise UpstreamTimeout(f"{provider.id} did not start its answer in time",

@@ -93,6 +93,10 @@ class RequestGuardMiddleware:
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
         self.retry_after = retry_after
+        # What the gateway's protocol enforces itself (`Cycle.limit`), the same for every
+        # request.
+        self._limits = {"read": (read_timeout, _SlowClient),
+                        "write": (write_timeout, _StalledReader), "body": (max_bytes, _TooLarge)}
         # One event loop runs every request, so plain counters need no lock.
         self.in_flight: dict[str, int] = {}
 
@@ -138,8 +142,7 @@ class RequestGuardMiddleware:
         read_timeout, write_timeout = self.read_timeout, self.write_timeout
         cycle = scope.get("extensions", {}).get("gateway.limits")
         if cycle is not None:
-            cycle.limit(read=(read_timeout, _SlowClient), write=(write_timeout, _StalledReader),
-                        body=(limit, _TooLarge))
+            cycle.limit(**self._limits)
             await self._limited(scope, receive, send, receive, send,
                                 lambda: bool(cycle.response_started))
             return
