@@ -1,10 +1,12 @@
 """Interleaved A/B runs: the gateway at a git revision against the working tree and the floor.
 
-`python -m bench.compare [--rev REV] [--stream] [--concurrency N] [--rounds R] [--seconds S]`
-(`make compare REV=...`) checks REV out into a temporary git worktree, starts its gateway,
-the working tree's gateway and the Starlette + aiohttp floor side by side (each pinned to the
-gateway core, all against one nginx mock), then runs wrk against each in turn, round after
-round, and prints every round and the medians.
+`python -m bench.compare [--rev REV] [--stream] [--concurrency N] [--rounds R] [--seconds S]
+[--telemetry]` (`make compare REV=...`) checks REV out into a temporary git worktree, starts
+its gateway, the working tree's gateway and the Starlette + aiohttp floor side by side (each
+pinned to the gateway core, all against one nginx mock), then runs wrk against each in turn,
+round after round, and prints every round and the medians. With `--telemetry` both gateways
+export traces and metrics to the mock, and the working tree runs once more with telemetry
+off: what telemetry costs, measured in the same rounds.
 
 Why: on a shared machine requests per second swing by 30 % from one minute to the next, so
 two `make bench` runs taken apart cannot show a 5 % change. Rounds taken seconds apart, in
@@ -78,6 +80,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--concurrency", type=int, help="default 64, or 16 with --stream")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=3.0, help="per round and contender")
+    parser.add_argument("--telemetry", action="store_true",
+                        help="both gateways export traces and metrics to the mock; the working "
+                             "tree also runs without (as `worktree-off`)")
     args = parser.parse_args(argv)
     concurrency = args.concurrency or (16 if args.stream else 64)
     payload = ROUTE.payload(stream=args.stream)
@@ -87,14 +92,20 @@ def main(argv: list[str]) -> int:
         tree = _worktree(args.rev, work)
         mock = start_mock(work, work)
         upstream = mock.sse_url if args.stream else mock.json_url
+        telemetry = ({"ENABLE_TELEMETRY": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": mock.json_url}
+                     if args.telemetry else {})
+        runs: list[tuple[str, Path | None, dict[str, str]]] = [
+            (args.rev, tree, telemetry), ("worktree", ROOT, telemetry), ("floor", None, {})]
+        if args.telemetry:
+            runs.insert(2, ("worktree-off", ROOT, {}))
         contenders: list[Contender] = []
         try:
-            for name, source in ((args.rev, tree), ("worktree", ROOT), ("floor", None)):
+            for name, source, extra in runs:
                 port = free_port()
                 logs = work / f"logs-{len(contenders)}"
                 logs.mkdir()
                 proc = (FLOOR.launch(upstream, port, logs, {}) if source is None else
-                        launch_gateway(upstream, port, logs, {}, source=source))
+                        launch_gateway(upstream, port, logs, extra, source=source))
                 request = Request(f"http://127.0.0.1:{port}{ROUTE.path}", payload, {})
                 contenders.append(Contender(name, proc, request))
                 wait_ready(proc, request.url, body=payload, headers={}, timeout=START_TIMEOUT_S)
@@ -118,6 +129,8 @@ def main(argv: list[str]) -> int:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                            check=False, capture_output=True)
     kind = f"streams, {concurrency} concurrent" if args.stream else f"{concurrency} concurrent"
+    if args.telemetry:
+        kind += ", telemetry on (off for worktree-off)"
     print(f"\n{ROUTE.path}, {kind}, {args.rounds} rounds of {args.seconds:g}s each:")
     print("\n".join(summary(contenders)))
     return 0

@@ -11,7 +11,7 @@ from typing import Protocol
 from gateway.telemetry.histograms import LabelKey
 from gateway.telemetry.instruments import Instruments
 from gateway.telemetry.labels import LabelBudget
-from gateway.telemetry.spans import CLIENT, CURRENT_SPAN, AttributeValue, Tracer
+from gateway.telemetry.spans import CLIENT, CURRENT_SPAN, Attributes, AttributeValue, Tracer
 
 _MAX_LABEL_KEYS = 4096
 
@@ -67,13 +67,23 @@ class NoopAttempt:
 NOOP_ATTEMPT = NoopAttempt()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AttemptLabelKeys:
     """The metric attributes of one attempt: durations, and token usage by token type."""
 
     duration: LabelKey
     input_tokens: LabelKey
     output_tokens: LabelKey
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """How attempts that started alike ended (see `ClientSide.ended`)."""
+
+    base: Attributes  # what the attempt started with: ids are only compared while it lives
+    attributes: Attributes
+    error: str | None
+    keys: AttemptLabelKeys
 
 
 class ClientSide:
@@ -88,6 +98,55 @@ class ClientSide:
         self._bounded = bounded
         self._label_keys: dict[tuple[str, str, str | None, str | None, str | None],
                                AttemptLabelKeys] = {}
+        self._bases: dict[tuple[str, str, str, str | None], tuple[str, Attributes]] = {}
+        self._ends: dict[tuple[int, str | None, tuple[str, ...], str | None], Ended] = {}
+
+    def base(self, operation: str, provider: str, server_address: str,
+             model: str | None) -> tuple[str, Attributes]:
+        """The span name and the attributes known when a call starts (redacted), shared by
+        the calls that start alike (see `Span.base`)."""
+        key = (operation, provider, server_address, model)
+        found = self._bases.get(key)
+        if found is None:
+            clean = self.clean
+            name = clean(operation)
+            attributes: Attributes = {
+                "gen_ai.operation.name": name,
+                "gen_ai.provider.name": clean(provider),
+                "server.address": clean(server_address),
+            }
+            if model is not None:
+                request_model = attributes["gen_ai.request.model"] = clean(model)
+                if model:
+                    name = f"{name} {request_model}"
+            if len(self._bases) >= _MAX_LABEL_KEYS:
+                self._bases.clear()
+            found = self._bases[key] = (name, attributes)
+        return found
+
+    def ended(self, base: Attributes, response_model: str | None,
+              finish_reasons: tuple[str, ...], error_type: str | None, *, provider: str,
+              operation: str, request_model: str | None) -> Ended:
+        """What a call that started with `base` ended with: shared attributes (`base` and
+        the answer's, redacted), the span's error and the metric attributes."""
+        key = (id(base), response_model, finish_reasons, error_type)
+        found = self._ends.get(key)
+        if found is None or found.base is not base:
+            clean = self.clean
+            attributes = dict(base)
+            if response_model is not None:
+                attributes["gen_ai.response.model"] = clean(response_model)
+            if finish_reasons:
+                attributes["gen_ai.response.finish_reasons"] = tuple(map(clean, finish_reasons))
+            error = None
+            if error_type is not None:
+                error = attributes["error.type"] = clean(error_type)
+            keys = self.label_keys(provider, operation, request_model, response_model,
+                                   error_type)
+            if len(self._ends) >= _MAX_LABEL_KEYS:
+                self._ends.clear()
+            found = self._ends[key] = Ended(base, attributes, error, keys)
+        return found
 
     def label_keys(self, provider: str, operation: str, request_model: str | None,
                    response_model: str | None, error_type: str | None) -> AttemptLabelKeys:
@@ -133,9 +192,9 @@ class UpstreamAttempt:
     callers and providers).
     """
 
-    __slots__ = ("_client", "_error_type", "_first_token_s", "_headers", "_operation",
-                 "_provider", "_request_model", "_response_model", "_span", "_start",
-                 "_tokens")
+    __slots__ = ("_client", "_error_type", "_finish_reasons", "_first_token_s", "_headers",
+                 "_operation", "_provider", "_request_model", "_response_model", "_span",
+                 "_start", "_tokens")
 
     def __init__(self, client: ClientSide, *, provider: str, model: str | None,
                  operation: str, server_address: str) -> None:
@@ -144,22 +203,13 @@ class UpstreamAttempt:
         self._request_model = model
         self._operation = operation
         self._response_model: str | None = None
+        self._finish_reasons: tuple[str, ...] = ()
         self._tokens: tuple[int | None, int | None] = (None, None)
         self._error_type: str | None = None
         self._first_token_s: float | None = None
         self._start = time.perf_counter()
-        clean = client.clean
-        name = clean(operation)
-        attributes: dict[str, AttributeValue] = {
-            "gen_ai.operation.name": name,
-            "gen_ai.provider.name": clean(provider),
-            "server.address": clean(server_address),
-        }
-        if model is not None:
-            request_model = attributes["gen_ai.request.model"] = clean(model)
-            if model:
-                name = f"{name} {request_model}"
-        self._span = span = client.tracer.start(name, CLIENT, attributes, CURRENT_SPAN.get())
+        name, base = client.base(operation, provider, server_address, model)
+        self._span = span = client.tracer.start(name, CLIENT, {}, CURRENT_SPAN.get(), base)
         self._headers = {"traceparent": span.traceparent}
         if span.trace_state:
             self._headers["tracestate"] = span.trace_state
@@ -173,17 +223,8 @@ class UpstreamAttempt:
                      output_tokens: int | None, finish_reasons: list[str]) -> None:
         """Record the response model, token counts and finish reasons on the span."""
         self._response_model = model
+        self._finish_reasons = tuple(finish_reasons)
         self._tokens = (input_tokens, output_tokens)
-        attributes = self._span.attributes
-        clean = self._client.clean
-        if model is not None:
-            attributes["gen_ai.response.model"] = clean(model)
-        if input_tokens is not None:
-            attributes["gen_ai.usage.input_tokens"] = input_tokens
-        if output_tokens is not None:
-            attributes["gen_ai.usage.output_tokens"] = output_tokens
-        if finish_reasons:
-            attributes["gen_ai.response.finish_reasons"] = tuple(map(clean, finish_reasons))
 
     def set_error(self, error_type: str) -> None:
         """Mark the attempt failed; `error_type` is a class name or code, never a message."""
@@ -207,18 +248,23 @@ class UpstreamAttempt:
     def _finish(self, duration: float) -> None:
         client = self._client
         span = self._span
-        if self._error_type is not None:
-            span.error = client.clean(self._error_type)
-            span.attributes["error.type"] = span.error
+        ended = client.ended(span.base, self._response_model, self._finish_reasons,
+                             self._error_type, provider=self._provider,
+                             operation=self._operation, request_model=self._request_model)
+        span.base = ended.attributes
+        span.error = ended.error
+        input_tokens, output_tokens = self._tokens
+        if input_tokens is not None:
+            span.attributes["gen_ai.usage.input_tokens"] = input_tokens
+        if output_tokens is not None:
+            span.attributes["gen_ai.usage.output_tokens"] = output_tokens
         client.tracer.end(span)
-        keys = client.label_keys(self._provider, self._operation, self._request_model,
-                                 self._response_model, self._error_type)
+        keys = ended.keys
         instruments = client.instruments
         instruments.client_operation_duration.record(duration, keys.duration, span)
         if self._first_token_s is not None:
             instruments.server_time_to_first_token.record(self._first_token_s, keys.duration,
                                                           span)
-        input_tokens, output_tokens = self._tokens
         if input_tokens is not None:
             instruments.client_token_usage.record(input_tokens, keys.input_tokens, span)
         if output_tokens is not None:

@@ -2,16 +2,18 @@
 
 The SDK's synchronous instruments cost about 9 µs per reader for every recorded value
 (a measurement object, attribute validation and hashing, exemplar sampling); the gateway
-records five values per request into two readers. Here a value costs one dictionary lookup
-by a label tuple the caller keeps, a bisection and a few additions. The readers (Prometheus,
-periodic OTLP, the tests' in-memory one) still collect and export as they would from a
-`MeterProvider`: each is bound to `MetricsHub.collect`, which builds the same `MetricsData`.
+records five values per request into two readers. Here a value is queued, then folded in
+with others: a dictionary lookup by a label tuple the caller keeps, a bisection and a few
+additions. The readers (Prometheus, periodic OTLP, the tests' in-memory one) still collect
+and export as they would from a `MeterProvider`: each is bound to `MetricsHub.collect`,
+which builds the same `MetricsData`.
 """
 
 from __future__ import annotations
 
 import threading
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Sequence
 from time import time_ns
 from typing import Any
@@ -37,6 +39,8 @@ LabelKey = tuple[tuple[str, Any], ...]
 """A series' attributes as (name, value) pairs: hashable, and built once per label set."""
 
 _INF = float("inf")
+FOLD_AT = 256
+"""Values queued by `Histogram.record` before the recording thread folds them in itself."""
 
 
 Sample = tuple[float, Span]
@@ -61,7 +65,11 @@ class _Series:
 
 
 class Histogram:
-    """An explicit-bucket histogram: a bucket counts values up to and including its bound."""
+    """An explicit-bucket histogram: a bucket counts values up to and including its bound.
+
+    `record` only queues a value; the queue is folded into the series when `FOLD_AT`
+    values wait or a reader collects, one lock and one loop for the batch.
+    """
 
     def __init__(self, name: str, *, unit: str, description: str,
                  boundaries: Sequence[float], aliases: Sequence[tuple[str, str]] = ()) -> None:
@@ -75,38 +83,53 @@ class Histogram:
         self._series: dict[LabelKey, _Series] = {}
         self._windows = 0
         self._lock = threading.Lock()
+        # A deque: appended to and emptied on any thread without a lock.
+        self._pending: deque[tuple[float, LabelKey, Span | None]] = deque()
 
     def record(self, value: float, labels: LabelKey, span: Span | None = None) -> None:
         """Add `value` to the series of `labels`; negative, infinite and NaN values are
         ignored, as the SDK ignores them. A sampled, ended `span` becomes the bucket's
         exemplar, as with the SDK's default (trace-based) exemplar filter."""
-        if not 0 <= value < _INF:
-            return
-        series = self._series.get(labels)
-        index = bisect_left(self.boundaries, value)
-        sample = (value, span) if span is not None and span.sampled else None
-        with self._lock:
+        pending = self._pending
+        pending.append((value, labels, span))
+        if len(pending) >= FOLD_AT:
+            with self._lock:
+                self._fold()
+
+    def _fold(self) -> None:
+        """Add the queued values to their series; the caller holds the lock."""
+        pending = self._pending
+        found = self._series
+        boundaries = self.boundaries
+        popleft = pending.popleft
+        for _ in range(len(pending)):  # values queued meanwhile wait for the next fold
+            value, labels, span = popleft()
+            if not 0 <= value < _INF:
+                continue
+            series = found.get(labels)
             if series is None:
-                series = self._series.setdefault(
-                    labels, _Series(len(self.boundaries) + 1, self._windows))
+                series = found[labels] = _Series(len(boundaries) + 1, self._windows)
+            index = bisect_left(boundaries, value)
             series.buckets[index] += 1
-            if sample is not None:
-                series.samples[index] = sample
+            if span is not None and span.sampled:
+                series.samples[index] = (value, span)
             series.count += 1
             series.sum += value
             if value < series.min:
                 series.min = value
             if value > series.max:
                 series.max = value
-            for window in series.windows:
-                if value < window[0]:
-                    window[0] = value
-                if value > window[1]:
-                    window[1] = value
+            if series.windows:
+                for window in series.windows:
+                    if value < window[0]:
+                        window[0] = value
+                    if value > window[1]:
+                        window[1] = value
 
     def add_window(self) -> None:
         """Track min and max per collection for one more delta reader."""
         with self._lock:
+            self._fold()
             for series in self._series.values():
                 series.windows.append([_INF, -_INF])
             self._windows += 1
@@ -115,6 +138,7 @@ class Histogram:
         """A consistent copy of every series; then, if given, delta reader `new_window`'s
         min and max start afresh."""
         with self._lock:
+            self._fold()
             copies = []
             for labels, series in self._series.items():
                 copy = _Series(0, 0)

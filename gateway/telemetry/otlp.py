@@ -1,4 +1,4 @@
-"""Spans to an OTLP/HTTP collector: batched on a thread, encoded straight to protobuf bytes.
+"""Spans to an OTLP/HTTP collector: encoded straight to protobuf bytes, sent in batches.
 
 The SDK's exporter builds a protobuf message object per span, attribute and value, and
 serialises the resource (as JSON, to hash it) once per span. The gateway's spans share one
@@ -34,7 +34,8 @@ _SMALL = [bytes([n]) for n in range(128)]
 # Span.flags (field 16, fixed32): the parent's remoteness is known, and whether it is remote.
 _FLAGS_LOCAL = b"\x85\x01" + struct.pack("<I", 0x100)
 _FLAGS_REMOTE = b"\x85\x01" + struct.pack("<I", 0x300)
-_KIND = {1: b"\x30\x01", 2: b"\x30\x02", 3: b"\x30\x03", 4: b"\x30\x04", 5: b"\x30\x05"}
+# Span.kind (field 6, a varint of one byte), start_time_unix_nano (7) and end_time (8).
+_KIND_AND_TIMES = struct.Struct("<BBBQBQ")
 _STATUS_UNSET = b"\x7a\x00"  # an empty Status message, as the SDK always sends one
 _CACHED_ATTRIBUTES = 4096
 # Attribute value types whose encoding is kept by (key, value). Not bool nor float: they
@@ -55,6 +56,10 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+_SIZED = 2048
+_SIZES = [_varint(size) for size in range(_SIZED)]  # a span's length, most often
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:
@@ -101,16 +106,33 @@ class SpanEncoder:
                               if scope.schema_url else b"")
         # Encoded `attributes` fields of a span by (key, value): most repeat per request.
         self._attributes: dict[tuple[str, Any], bytes] = {}
+        # Encoded shared attributes (`Span.base`) by the dictionary's id, with the dictionary.
+        self._bases: dict[int, tuple[dict[str, Any], bytes]] = {}
         self._names: dict[str, bytes] = {}
 
     def encode(self, spans: Sequence[Span]) -> bytes:
         """The serialised `ExportTraceServiceRequest` carrying `spans`."""
-        scope_spans = b"".join([self._scope, *map(self._span, spans), self._scope_schema])
+        return self.request([self.span(span) for span in spans])
+
+    def request(self, spans: Sequence[bytes]) -> bytes:
+        """The serialised `ExportTraceServiceRequest` carrying spans encoded by `span`."""
+        scope_spans = b"".join([self._scope, *spans, self._scope_schema])
         resource_spans = b"".join([self._resource, _field(b"\x12", scope_spans),
                                    self._resource_schema])
         return _field(b"\x0a", resource_spans)
 
-    def _span(self, span: Span) -> bytes:
+    def _attribute(self, item: tuple[str, Any]) -> bytes:
+        """One `attributes` field of a span, kept for next time when its value repeats."""
+        encoded = _field(b"\x4a", _key_value(*item))
+        if type(item[1]) in _CACHEABLE:
+            cache = self._attributes
+            if len(cache) >= _CACHED_ATTRIBUTES:
+                cache.clear()
+            cache[item] = encoded
+        return encoded
+
+    def span(self, span: Span) -> bytes:
+        """One finished span, as the `spans` field of a `ScopeSpans` message."""
         parts = [b"\x0a\x10", span.trace_id.to_bytes(16, "big"),
                  b"\x12\x08", span.span_id.to_bytes(8, "big")]
         if span.trace_state:
@@ -124,24 +146,28 @@ class SpanEncoder:
                     self._names.clear()
                 name = self._names[span.name] = _field(b"\x2a", span.name.encode())
             parts.append(name)
-        parts += (_KIND[span.kind], b"\x39", _U64.pack(span.start_ns),
-                  b"\x41", _U64.pack(span.end_ns))
-        cache = self._attributes
-        for item in span.attributes.items():
-            encoded = cache.get(item) if type(item[1]) in _CACHEABLE else None
-            if encoded is None:
-                encoded = _field(b"\x4a", _key_value(*item))
-                if type(item[1]) in _CACHEABLE:
-                    if len(cache) >= _CACHED_ATTRIBUTES:
-                        cache.clear()
-                    cache[item] = encoded
-            parts.append(encoded)
-        if span.error is None:
-            parts.append(_STATUS_UNSET)
-        else:
-            parts.append(_field(b"\x7a", _field(b"\x12", span.error.encode()) + b"\x18\x02"))
-        parts.append(_FLAGS_REMOTE if span.remote_parent else _FLAGS_LOCAL)
-        return _field(b"\x12", b"".join(parts))
+        parts.append(_KIND_AND_TIMES.pack(0x30, span.kind, 0x39, span.start_ns, 0x41,
+                                          span.end_ns))
+        base = span.base
+        if base:
+            found = self._bases.get(id(base))
+            if found is None or found[0] is not base:  # kept with its base: ids stay unique
+                if len(self._bases) >= _CACHED_ATTRIBUTES:
+                    self._bases.clear()
+                found = self._bases[id(base)] = (base, b"".join(map(self._attribute,
+                                                                    base.items())))
+            parts.append(found[1])
+        if span.attributes:
+            cache = self._attributes
+            for item in span.attributes.items():
+                encoded = cache.get(item) if type(item[1]) in _CACHEABLE else None
+                parts.append(encoded or self._attribute(item))
+        parts += (_STATUS_UNSET if span.error is None else
+                  _field(b"\x7a", _field(b"\x12", span.error.encode()) + b"\x18\x02"),
+                  _FLAGS_REMOTE if span.remote_parent else _FLAGS_LOCAL)
+        body = b"".join(parts)
+        size = len(body)
+        return b"".join((b"\x12", _SIZES[size] if size < _SIZED else _varint(size), body))
 
 
 class OtlpSpanSender(OTLPSpanExporter):
@@ -170,7 +196,12 @@ DEFAULT_QUEUE_SIZE = 8192
 
 
 class SpanBatcher:
-    """Queues finished spans; a daemon thread encodes and sends them in batches.
+    """Encodes finished spans as they end and queues them; a daemon thread sends them in
+    batches.
+
+    A span is encoded when it ends, on the caller's thread, so what waits for the thread is
+    about 340 bytes a span rather than the span's objects (which would otherwise outlive
+    thousands of requests); the thread joins a batch's pieces and sends them.
 
     Spans leave when `max_export_batch_size` are waiting or `schedule_delay_millis` after
     the previous export; the `OTEL_BSP_*` variables set these (and the queue size) as for
@@ -189,7 +220,7 @@ class SpanBatcher:
                        or _env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", DEFAULT_BATCH_SIZE))
         queue_size = max_queue_size or _env_int("OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_QUEUE_SIZE)
         self._batch = min(self._batch, queue_size)
-        self._queue: deque[Span] = deque(maxlen=queue_size)
+        self._queue: deque[bytes] = deque(maxlen=queue_size)
         self._dropped = 0
         self._stopped = False
         self._reset()
@@ -211,11 +242,11 @@ class SpanBatcher:
         self._queue.clear()
 
     def emit(self, span: Span) -> None:
-        """Queue `span` for export."""
+        """Encode `span` and queue it for export."""
         queue = self._queue
         if len(queue) == queue.maxlen:
             self._dropped += 1
-        queue.append(span)
+        queue.append(self._encoder.span(span))
         if self._thread is None:
             self._start()
         if len(queue) >= self._batch and not self._wake.is_set():
@@ -263,7 +294,7 @@ class SpanBatcher:
             while queue:
                 batch = [queue.popleft() for _ in range(min(len(queue), self._batch))]
                 try:
-                    if not self._sender.send(self._encoder.encode(batch)):
+                    if not self._sender.send(self._encoder.request(batch)):
                         log.warning("the collector did not accept %d spans", len(batch))
                 except Exception:  # an export failure must never stop later exports
                     log.exception("exporting %d spans failed", len(batch))

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry import propagate
 from starlette.types import Scope
 
 from gateway.telemetry.histograms import Histogram, LabelKey
 from gateway.telemetry.labels import http_method
-from gateway.telemetry.spans import CURRENT_SPAN, SERVER, AttributeValue, Tracer, remote_parent
+from gateway.telemetry.spans import (
+    CURRENT_SPAN,
+    SERVER,
+    Attributes,
+    AttributeValue,
+    Tracer,
+    remote_parent,
+)
 
 _MAX_LABEL_KEYS = 1024
 
@@ -38,40 +47,72 @@ class ServerSide:
         # The request headers the global propagator reads (traceparent, tracestate...).
         self.propagation_fields = frozenset(
             name.lower().encode("latin-1") for name in propagate.get_global_textmap().fields)
-        self._label_keys: dict[tuple[str, int, str | None, str | None], LabelKey] = {}
-        self._addresses: dict[bytes, tuple[str, int | None]] = {}
+        self._ends: dict[tuple[int, int, str | None, str | None], ServerEnd] = {}
+        self._bases: dict[tuple[str, str, str, Any], tuple[str, Attributes]] = {}
 
-    def address(self, host: bytes) -> tuple[str, int | None]:
-        """The address (redacted: it is the caller's text) and port a Host header names."""
-        found = self._addresses.get(host)
+    def base(self, scope: Scope, method: str, host: bytes | None) -> tuple[str, Attributes]:
+        """The method's label and the attributes known when a request starts, shared by the
+        requests that start alike (see `Span.base`)."""
+        key = (method, scope.get("scheme", "http"), scope.get("http_version", "1.1"),
+               host if host is not None else scope.get("server"))
+        found = self._bases.get(key)
         if found is None:
-            text = host.decode("latin-1")
-            address, sep, port = text.rpartition(":")
-            if sep and port.isdigit() and not address.endswith(":"):
-                found = (self.clean(address.strip("[]")), int(port))
-            else:
-                found = (self.clean(text.strip("[]")), None)
-            if len(self._addresses) >= _MAX_LABEL_KEYS:
-                self._addresses.clear()
-            self._addresses[host] = found
+            label = http_method(method)
+            attributes: Attributes = {"http.request.method": label, "url.scheme": key[1],
+                                      "network.protocol.version": key[2]}
+            if label != method:
+                attributes["http.request.method_original"] = self.clean(method)
+            address, port = self._address(host) if host is not None else _listening(scope)
+            if address:
+                attributes["server.address"] = address
+            if port is not None:
+                attributes["server.port"] = port
+            if len(self._bases) >= _MAX_LABEL_KEYS:
+                self._bases.clear()
+            found = self._bases[key] = (label, attributes)
         return found
 
-    def label_key(self, method: str, status: int, route: str | None,
-                  error_type: str | None) -> LabelKey:
-        """The duration metric's attributes; every value here is already bounded."""
-        values = (method, status, route, error_type)
-        found = self._label_keys.get(values)
-        if found is None:
+    def _address(self, host: bytes) -> tuple[str, int | None]:
+        """The address (redacted: it is the caller's text) and port a Host header names."""
+        text = host.decode("latin-1")
+        address, sep, port = text.rpartition(":")
+        if sep and port.isdigit() and not address.endswith(":"):
+            return self.clean(address.strip("[]")), int(port)
+        return self.clean(text.strip("[]")), None
+
+    def ended(self, base: Attributes, method: str, status: int, route: str | None,
+              error_type: str | None) -> ServerEnd:
+        """How requests that started with `base` (for `method`, its label) ended: the
+        span's name and shared attributes, and the duration metric's attributes. Every
+        value here is already bounded."""
+        key = (id(base), status, route, error_type)
+        found = self._ends.get(key)
+        if found is None or found.base is not base:
+            attributes = {**base, "http.response.status_code": status}
             labels: list[tuple[str, AttributeValue]] = [
                 ("http.request.method", method), ("http.response.status_code", status)]
+            name = method
             if route is not None:
+                attributes["http.route"] = route
                 labels.append(("http.route", route))
+                name = f"{method} {route}"
             if error_type is not None:
+                attributes["error.type"] = error_type
                 labels.append(("error.type", error_type))
-            if len(self._label_keys) >= _MAX_LABEL_KEYS:
-                self._label_keys.clear()
-            found = self._label_keys[values] = tuple(labels)
+            if len(self._ends) >= _MAX_LABEL_KEYS:
+                self._ends.clear()
+            found = self._ends[key] = ServerEnd(base, name, attributes, tuple(labels))
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class ServerEnd:
+    """See `ServerSide.ended`."""
+
+    base: Attributes  # what the request started with: ids are only compared while it lives
+    name: str
+    attributes: Attributes
+    labels: LabelKey
 
 
 class ServerObservation:
@@ -81,8 +122,6 @@ class ServerObservation:
 
     def __init__(self, scope: Scope, server: ServerSide) -> None:
         self._server = server
-        method = scope.get("method", "GET")
-        self._method = http_method(method)
         host: bytes | None = None
         carrier: dict[str, str] | None = None
         fields = server.propagation_fields
@@ -94,19 +133,8 @@ class ServerObservation:
                 carrier = carrier or {}
                 carrier[name.decode("latin-1")] = value.decode("latin-1")
         parent = remote_parent(propagate.extract(carrier)) if carrier else None
-        attributes: dict[str, AttributeValue] = {
-            "http.request.method": self._method,
-            "url.scheme": scope.get("scheme", "http"),
-            "network.protocol.version": scope.get("http_version", "1.1"),
-        }
-        if self._method != method:
-            attributes["http.request.method_original"] = server.clean(method)
-        address, port = server.address(host) if host is not None else _listening(scope)
-        if address:
-            attributes["server.address"] = address
-        if port is not None:
-            attributes["server.port"] = port
-        self._span = span = server.tracer.start(self._method, SERVER, attributes, parent)
+        self._method, base = server.base(scope, scope.get("method", "GET"), host)
+        self._span = span = server.tracer.start(self._method, SERVER, {}, parent, base)
         self.trace_id: str | None = span.trace_hex
         self._token = CURRENT_SPAN.set(span)
 
@@ -118,20 +146,15 @@ class ServerObservation:
         except ValueError:  # finished in another context than it started: nothing to undo
             pass
         span = self._span
-        attributes = span.attributes
-        attributes["http.response.status_code"] = status
-        if route is not None:
-            attributes["http.route"] = route
-            span.name = f"{self._method} {route}"
         if error_type is None and status >= 500:
             error_type = str(status)
-        if error_type is not None:
-            attributes["error.type"] = error_type
-            span.error = error_type
         server = self._server
+        ended = server.ended(span.base, self._method, status, route, error_type)
+        span.name = ended.name
+        span.base = ended.attributes
+        span.error = error_type
         server.tracer.end(span)
-        server.duration.record(duration, server.label_key(self._method, status, route,
-                                                          error_type), span)
+        server.duration.record(duration, ended.labels, span)
 
 
 def _listening(scope: Scope) -> tuple[str | None, int | None]:

@@ -43,6 +43,10 @@ CLIENT = 3
 _KINDS = {SERVER: SpanKind.SERVER, CLIENT: SpanKind.CLIENT}
 
 AttributeValue = str | bool | int | float | tuple[str, ...]
+Attributes = dict[str, AttributeValue]
+
+NO_BASE: Attributes = {}
+"""A span without shared attributes (never added to)."""
 
 
 class RemoteParent(NamedTuple):
@@ -55,21 +59,29 @@ class RemoteParent(NamedTuple):
 
 
 class Span:
-    """One operation: ids, timing, attributes and, when it failed, a short error type."""
+    """One operation: ids, timing, attributes and, when it failed, a short error type.
 
-    __slots__ = ("attributes", "end_ns", "error", "kind", "name", "parent_id", "remote_parent",
-                 "sampled", "span_id", "start_ns", "trace_hex", "trace_id", "trace_state")
+    A span's attributes are `base`, a dictionary its creator shares between the spans that
+    start alike (and never changes, so sinks may keep what they derive from it), followed by
+    its own `attributes`; the two never name the same attribute. `all_attributes()` has both.
+    """
+
+    __slots__ = ("attributes", "base", "end_ns", "error", "kind", "name", "parent_id",
+                 "remote_parent", "sampled", "span_id", "start_ns", "trace_hex", "trace_id",
+                 "trace_state")
 
     trace_id: int
     trace_hex: str
     span_id: int
     parent_id: int | None
 
-    def __init__(self, name: str, kind: int, attributes: dict[str, AttributeValue],
-                 parent: Span | RemoteParent | None, sampled: bool, trace_state: str) -> None:
+    def __init__(self, name: str, kind: int, attributes: Attributes,
+                 parent: Span | RemoteParent | None, sampled: bool, trace_state: str,
+                 base: Attributes = NO_BASE) -> None:
         self.name = name
         self.kind = kind
         self.attributes = attributes
+        self.base = base
         if parent is None:
             self.trace_id = getrandbits(128) or 1
             self.trace_hex = f"{self.trace_id:032x}"
@@ -90,6 +102,10 @@ class Span:
         self.error: str | None = None
         self.start_ns = time_ns()
         self.end_ns = 0
+
+    def all_attributes(self) -> Attributes:
+        """The shared attributes, then the span's own (a new dictionary)."""
+        return {**self.base, **self.attributes}
 
     @property
     def traceparent(self) -> str:
@@ -124,14 +140,16 @@ class Tracer:
         self.sinks = tuple(sinks)
         self._sampler = None if sampler is DEFAULT_ON else sampler
 
-    def start(self, name: str, kind: int, attributes: dict[str, AttributeValue],
-              parent: Span | RemoteParent | None) -> Span:
-        """A started span; `attributes` becomes the span's own (no copy)."""
+    def start(self, name: str, kind: int, attributes: Attributes,
+              parent: Span | RemoteParent | None, base: Attributes = NO_BASE) -> Span:
+        """A started span; `attributes` becomes the span's own (no copy), `base` is shared
+        (see `Span`)."""
         if self._sampler is None:
             if parent is None:
-                return Span(name, kind, attributes, None, True, "")
-            return Span(name, kind, attributes, parent, parent.sampled, parent.trace_state)
-        return self._start_sampled(name, kind, attributes, parent)
+                return Span(name, kind, attributes, None, True, "", base)
+            return Span(name, kind, attributes, parent, parent.sampled, parent.trace_state,
+                        base)
+        return self._start_sampled(name, kind, attributes, parent, base)
 
     def end(self, span: Span) -> None:
         """Stamp the end time and export the span if it is sampled."""
@@ -140,20 +158,21 @@ class Tracer:
             for sink in self.sinks:
                 sink.emit(span)
 
-    def _start_sampled(self, name: str, kind: int, attributes: dict[str, AttributeValue],
-                       parent: Span | RemoteParent | None) -> Span:
+    def _start_sampled(self, name: str, kind: int, attributes: Attributes,
+                       parent: Span | RemoteParent | None, base: Attributes) -> Span:
         assert self._sampler is not None
-        span = Span(name, kind, attributes, parent, False, "")
+        span = Span(name, kind, attributes, parent, False, "", base)
         context = None
         if parent is not None:
             context = set_span_in_context(NonRecordingSpan(_span_context(
                 parent.trace_id, parent.span_id, parent.sampled, parent.trace_state,
                 remote=isinstance(parent, RemoteParent))))
         result = self._sampler.should_sample(context, span.trace_id, name, _KINDS[kind],
-                                             attributes)
+                                             span.all_attributes())
         span.sampled = result.decision is Decision.RECORD_AND_SAMPLE
-        if result.attributes:
-            attributes.update(result.attributes)
+        if result.attributes:  # they may replace shared ones: the span keeps its own copy
+            span.attributes = {**span.all_attributes(), **result.attributes}
+            span.base = NO_BASE
         span.trace_state = result.trace_state.to_header() if result.trace_state else ""
         return span
 
@@ -170,7 +189,7 @@ def to_readable(span: Span, *, resource: Resource, scope: InstrumentationScope) 
         name=span.name,
         context=_span_context(span.trace_id, span.span_id, span.sampled, span.trace_state,
                               remote=False),
-        parent=parent, resource=resource, attributes=dict(span.attributes),
+        parent=parent, resource=resource, attributes=span.all_attributes(),
         kind=_KINDS[span.kind], status=status, start_time=span.start_ns,
         end_time=span.end_ns, instrumentation_scope=scope)
 

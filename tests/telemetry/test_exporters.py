@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.telemetry import Telemetry, TelemetryConfig
-from gateway.telemetry.otlp import SpanEncoder
+from gateway.telemetry.otlp import SpanBatcher, SpanEncoder
 from gateway.telemetry.spans import CLIENT, SERVER, RemoteParent, Tracer, to_readable
 from tests.hardening.process import gateway_process
 from tests.support.server import serve
@@ -142,6 +142,58 @@ def test_spans_are_encoded_exactly_as_the_sdk_encodes_them() -> None:
     encoder = SpanEncoder(resource, scope)
     assert encoder.encode(spans) == expected
     assert encoder.encode(spans) == expected  # again, from the encoder's cache
+
+
+def test_spans_with_shared_attributes_are_encoded_as_the_sdk_encodes_them() -> None:
+    """A span's shared attributes (`Span.base`) are encoded once per dictionary; each span
+    still carries them, followed by its own, exactly as the SDK would send them."""
+    resource = Resource.create({"service.name": "enc"})
+    scope = InstrumentationScope("gateway")
+    tracer = Tracer([])
+    shared = {"gen_ai.operation.name": "chat", "server.port": 443, "ok": True}
+    other = {"gen_ai.operation.name": "embeddings"}
+    spans = []
+    for tokens, base in ((3, shared), (4, shared), (3, other), (5, shared)):
+        span = tracer.start("chat m", CLIENT, {"gen_ai.usage.output_tokens": tokens}, None,
+                            base)
+        tracer.end(span)
+        spans.append(span)
+    expected = encode_spans([to_readable(s, resource=resource, scope=scope)
+                             for s in spans]).SerializeToString()
+    encoder = SpanEncoder(resource, scope)
+    assert encoder.encode(spans) == expected
+    assert encoder.request([encoder.span(s) for s in spans]) == expected
+    readable = to_readable(spans[0], resource=resource, scope=scope)
+    assert dict(readable.attributes or {}) == {**shared, "gen_ai.usage.output_tokens": 3}
+
+
+def test_the_batcher_queues_spans_encoded_as_they_end() -> None:
+    """What waits for the export thread is each span's bytes, not the span: a span changed
+    after it ended is exported as it was when it ended."""
+    sent: list[bytes] = []
+
+    class Sender:
+        def send(self, payload: bytes) -> bool:
+            sent.append(payload)
+            return True
+
+        def shutdown(self) -> None:
+            pass
+
+    resource = Resource.create({"service.name": "enc"})
+    scope = InstrumentationScope("gateway")
+    encoder = SpanEncoder(resource, scope)
+    batcher = SpanBatcher(Sender(), encoder,  # type: ignore[arg-type]
+                          schedule_delay_millis=60_000)
+    tracer = Tracer([batcher])
+    span = tracer.start("GET /x", SERVER, {"http.response.status_code": 200}, None)
+    tracer.end(span)
+    expected = encoder.encode([span])
+    span.attributes["http.response.status_code"] = 500
+    span.name = "changed"
+    assert batcher.force_flush()
+    batcher.shutdown()
+    assert sent == [expected]
 
 
 def test_forked_workers_export_their_spans_while_they_run(tmp_path: Path) -> None:

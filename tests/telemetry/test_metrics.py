@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import httpx
@@ -11,8 +12,12 @@ from opentelemetry.sdk.metrics.export import (
     HistogramDataPoint,
     InMemoryMetricReader,
 )
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from gateway.telemetry import Telemetry, TelemetryConfig
+from gateway.telemetry.histograms import FOLD_AT, MetricsHub
+from gateway.telemetry.histograms import Histogram as GatewayHistogram
 from tests.support.server import serve
 from tests.telemetry.conftest import SECRET, Live, build_app, eventually
 
@@ -167,3 +172,36 @@ def test_a_duration_links_to_the_trace_of_its_request(live: Live) -> None:
                                                      server.context.span_id)
     assert {e.span_id for e in exemplars["gen_ai.client.token.usage"]} == {
         client.context.span_id}
+
+
+def test_values_recorded_on_many_threads_are_all_counted_in_their_buckets() -> None:
+    """Values wait in a queue and are folded in batches (every FOLD_AT, and at collection):
+    none is lost or counted twice, whatever thread recorded it."""
+    histogram = GatewayHistogram("h", unit="s", description="", boundaries=(1.0, 10.0))
+    reader = InMemoryMetricReader()
+    MetricsHub([histogram], [reader], resource=Resource.create({}),
+               scope=InstrumentationScope("t"))
+    per_thread = FOLD_AT * 3 + 7  # several folds by the recorders, a remainder at collection
+    key = (("k", "v"),)
+
+    def record() -> None:
+        for n in range(per_thread):
+            histogram.record(float(n % 3) * 5, key)  # 0, 5, 10: the first and second buckets
+        histogram.record(-1.0, key)  # ignored, as are the two below
+        histogram.record(float("nan"), key)
+        histogram.record(float("inf"), key)
+
+    threads = [threading.Thread(target=record) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    data = reader.get_metrics_data()
+    assert data is not None
+    (point,) = data.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points
+    assert isinstance(point, HistogramDataPoint)
+    thirds = [len(range(start, per_thread, 3)) * 4 for start in range(3)]
+    assert point.count == per_thread * 4
+    assert list(point.bucket_counts) == [thirds[0], thirds[1] + thirds[2], 0]
+    assert point.sum == 5 * thirds[1] + 10 * thirds[2]
+    assert (point.min, point.max) == (0, 10)
