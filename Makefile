@@ -68,7 +68,8 @@ bench: $(STAMP) $(BENCH_STAMP) bench-tools
 	$(BENCH_VENV)/bin/python -m bench
 
 ## compare: interleaved rounds of the gateway at REV (default HEAD) against the working tree
-## and the floor, the way to see a 5 % change on a busy machine (ARGS="--stream", "--rounds 10").
+## and the floor, the way to see a 5 % change on a busy machine (ARGS="--stream", "--rounds 10",
+## "--telemetry": both with telemetry on, and the working tree once more without).
 REV ?= HEAD
 compare: $(STAMP) $(BENCH_STAMP) bench-tools
 	$(BENCH_VENV)/bin/python -m bench.compare --rev $(REV) $(ARGS)
