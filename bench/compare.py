@@ -28,7 +28,7 @@ from pathlib import Path
 from bench.load import Request, run_wrk
 from bench.mock import STREAM_CHUNKS, start_mock
 from bench.procs import Proc, free_port, wait_ready
-from bench.targets import FLOORS, GATEWAY, ROOT, launch_gateway
+from bench.targets import FLOORS, GATEWAY, ROOT, launch_gateway, telemetry_env
 
 ROUTE = next(route for route in GATEWAY.routes if route.path == "/v1/chat/completions")
 FLOOR = next(target for target in FLOORS if target.key == "floor-aiohttp")
@@ -92,8 +92,7 @@ def main(argv: list[str]) -> int:
         tree = _worktree(args.rev, work)
         mock = start_mock(work, work)
         upstream = mock.sse_url if args.stream else mock.json_url
-        telemetry = ({"ENABLE_TELEMETRY": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": mock.json_url}
-                     if args.telemetry else {})
+        telemetry = telemetry_env(mock.json_url) if args.telemetry else {}
         runs: list[tuple[str, Path | None, dict[str, str]]] = [
             (args.rev, tree, telemetry), ("worktree", ROOT, telemetry), ("floor", None, {})]
         if args.telemetry:

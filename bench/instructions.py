@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.mock import MODEL, start_mock
 from bench.procs import free_port
-from bench.targets import BENCH_PYTHON, PROJECT_PYTHON, ROOT, gateway_env
+from bench.targets import BENCH_PYTHON, PROJECT_PYTHON, ROOT, gateway_env, telemetry_env
 
 WARM_UP = 300
 CONCURRENCY = 8
@@ -93,8 +93,7 @@ def measure(path: str, model: str, count: int, *, stream: bool, floor: bool,
             argv = [str(PROJECT_PYTHON), "-m", "gateway"]
         out = work / "callgrind.out"
         # Telemetry as the bench's telemetry run has it: traces and metrics sent to the mock.
-        extra = {"ENABLE_TELEMETRY": "true",
-                 "OTEL_EXPORTER_OTLP_ENDPOINT": mock.json_url} if telemetry else {}
+        extra = telemetry_env(mock.json_url) if telemetry else {}
         with (work / "target.log").open("wb") as log:
             proc = subprocess.Popen(
                 [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", *argv],

@@ -42,6 +42,7 @@ from bench.targets import (
     Target,
     gateway_env,
     launch_gateway,
+    telemetry_env,
 )
 
 Result = dict[str, Any]
@@ -191,8 +192,7 @@ def _best_of(contenders: Mapping[str, tuple[Request, list[Proc]]], plan: Plan) -
 def telemetry_cost(mock: Mock, plan: Plan, log_dir: Path) -> Result:
     """Gateway throughput with telemetry off and on (exporting OTLP to the mock)."""
     route = GATEWAY.routes[0]
-    settings = {"off": {}, "on": {"ENABLE_TELEMETRY": "true",
-                                  "OTEL_EXPORTER_OTLP_ENDPOINT": mock.json_url}}
+    settings = {"off": {}, "on": telemetry_env(mock.json_url)}
     contenders: dict[str, tuple[Request, list[Proc]]] = {}
     try:
         for name, extra in settings.items():

@@ -75,6 +75,12 @@ def gateway_env(upstream: str, port: int, extra: Mapping[str, str]) -> dict[str,
         "MAX_CONCURRENT_REQUESTS_PER_CLIENT": PER_CLIENT_LIMIT, **extra})
 
 
+def telemetry_env(collector: str) -> dict[str, str]:
+    """Settings that turn the gateway's telemetry on, traces and metrics sent to `collector`
+    over OTLP/HTTP (the mock, which accepts /v1/traces and /v1/metrics)."""
+    return {"ENABLE_TELEMETRY": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": collector}
+
+
 def launch_gateway(upstream: str, port: int, log_dir: Path, extra: Mapping[str, str], *,
                    source: Path = ROOT) -> Proc:
     """`python -m gateway`, one worker, pinned to the gateway core; the package is imported

@@ -96,8 +96,6 @@ class ClientSide:
         self.clean = clean
         self._models = models
         self._bounded = bounded
-        self._label_keys: dict[tuple[str, str, str | None, str | None, str | None],
-                               AttemptLabelKeys] = {}
         self._bases: dict[tuple[str, str, str, str | None], tuple[str, Attributes]] = {}
         self._ends: dict[tuple[int, str | None, tuple[str, ...], str | None], Ended] = {}
 
@@ -141,29 +139,17 @@ class ClientSide:
             error = None
             if error_type is not None:
                 error = attributes["error.type"] = clean(error_type)
-            keys = self.label_keys(provider, operation, request_model, response_model,
-                                   error_type)
+            keys = self._label_keys(provider, operation, request_model, response_model,
+                                    error_type)
             if len(self._ends) >= _MAX_LABEL_KEYS:
                 self._ends.clear()
             found = self._ends[key] = Ended(base, attributes, error, keys)
         return found
 
-    def label_keys(self, provider: str, operation: str, request_model: str | None,
-                   response_model: str | None, error_type: str | None) -> AttemptLabelKeys:
-        """The attributes for these raw values, each bounded by its budget and redacted.
-
-        Kept by the raw values: a value's label never changes once its budget decided it.
-        """
-        values = (provider, operation, request_model, response_model, error_type)
-        found = self._label_keys.get(values)
-        if found is None:
-            if len(self._label_keys) >= _MAX_LABEL_KEYS:
-                self._label_keys.clear()
-            found = self._label_keys[values] = self._build(*values)
-        return found
-
-    def _build(self, provider: str, operation: str, request_model: str | None,
-               response_model: str | None, error_type: str | None) -> AttemptLabelKeys:
+    def _label_keys(self, provider: str, operation: str, request_model: str | None,
+                    response_model: str | None, error_type: str | None) -> AttemptLabelKeys:
+        """The metric attributes for these raw values, each bounded by its budget and
+        redacted (a budget keeps its decisions, so the same values get the same labels)."""
         models = self._models
         usage: list[tuple[str, AttributeValue]] = [
             ("gen_ai.operation.name", self._bounded.value("operation", operation) or ""),

@@ -119,12 +119,11 @@ class Histogram:
                 series.min = value
             if value > series.max:
                 series.max = value
-            if series.windows:
-                for window in series.windows:
-                    if value < window[0]:
-                        window[0] = value
-                    if value > window[1]:
-                        window[1] = value
+            for window in series.windows:
+                if value < window[0]:
+                    window[0] = value
+                if value > window[1]:
+                    window[1] = value
 
     def add_window(self) -> None:
         """Track min and max per collection for one more delta reader."""

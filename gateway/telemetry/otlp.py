@@ -84,6 +84,11 @@ def _any_value(value: Any) -> bytes:
     raise TypeError(f"cannot encode a {type(value).__name__} attribute")
 
 
+def _attribute(item: tuple[str, Any]) -> bytes:
+    """One `attributes` field of a span."""
+    return _field(b"\x4a", _key_value(*item))
+
+
 def _key_value(key: str, value: Any) -> bytes:
     """A `KeyValue` message."""
     return _field(b"\x0a", key.encode()) + _field(b"\x12", _any_value(value))
@@ -121,16 +126,6 @@ class SpanEncoder:
                                    self._resource_schema])
         return _field(b"\x0a", resource_spans)
 
-    def _attribute(self, item: tuple[str, Any]) -> bytes:
-        """One `attributes` field of a span, kept for next time when its value repeats."""
-        encoded = _field(b"\x4a", _key_value(*item))
-        if type(item[1]) in _CACHEABLE:
-            cache = self._attributes
-            if len(cache) >= _CACHED_ATTRIBUTES:
-                cache.clear()
-            cache[item] = encoded
-        return encoded
-
     def span(self, span: Span) -> bytes:
         """One finished span, as the `spans` field of a `ScopeSpans` message."""
         parts = [b"\x0a\x10", span.trace_id.to_bytes(16, "big"),
@@ -154,14 +149,20 @@ class SpanEncoder:
             if found is None or found[0] is not base:  # kept with its base: ids stay unique
                 if len(self._bases) >= _CACHED_ATTRIBUTES:
                     self._bases.clear()
-                found = self._bases[id(base)] = (base, b"".join(map(self._attribute,
-                                                                    base.items())))
+                found = self._bases[id(base)] = (base, b"".join(map(_attribute, base.items())))
             parts.append(found[1])
         if span.attributes:
             cache = self._attributes
             for item in span.attributes.items():
-                encoded = cache.get(item) if type(item[1]) in _CACHEABLE else None
-                parts.append(encoded or self._attribute(item))
+                cacheable = type(item[1]) in _CACHEABLE
+                encoded = cache.get(item) if cacheable else None
+                if encoded is None:
+                    encoded = _attribute(item)
+                    if cacheable:
+                        if len(cache) >= _CACHED_ATTRIBUTES:
+                            cache.clear()
+                        cache[item] = encoded
+                parts.append(encoded)
         parts += (_STATUS_UNSET if span.error is None else
                   _field(b"\x7a", _field(b"\x12", span.error.encode()) + b"\x18\x02"),
                   _FLAGS_REMOTE if span.remote_parent else _FLAGS_LOCAL)
