@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
-from gateway.telemetry.histograms import LabelKey
+from gateway.telemetry.histograms import Series
 from gateway.telemetry.instruments import Instruments
 from gateway.telemetry.labels import LabelBudget
 from gateway.telemetry.spans import CLIENT, CURRENT_SPAN, Attributes, AttributeValue, Tracer
@@ -68,12 +68,13 @@ NOOP_ATTEMPT = NoopAttempt()
 
 
 @dataclass(frozen=True, slots=True)
-class AttemptLabelKeys:
-    """The metric attributes of one attempt: durations, and token usage by token type."""
+class AttemptSeries:
+    """The metric series of one attempt's attributes: durations, tokens by token type."""
 
-    duration: LabelKey
-    input_tokens: LabelKey
-    output_tokens: LabelKey
+    duration: Series
+    first_token: Series
+    input_tokens: Series
+    output_tokens: Series
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,7 @@ class Ended:
     base: Attributes  # what the attempt started with: ids are only compared while it lives
     attributes: Attributes
     error: str | None
-    keys: AttemptLabelKeys
+    series: AttemptSeries
 
 
 class ClientSide:
@@ -139,17 +140,18 @@ class ClientSide:
             error = None
             if error_type is not None:
                 error = attributes["error.type"] = clean(error_type)
-            keys = self._label_keys(provider, operation, request_model, response_model,
-                                    error_type)
+            series = self._series(provider, operation, request_model, response_model,
+                                  error_type)
             if len(self._ends) >= _MAX_LABEL_KEYS:
                 self._ends.clear()
-            found = self._ends[key] = Ended(base, attributes, error, keys)
+            found = self._ends[key] = Ended(base, attributes, error, series)
         return found
 
-    def _label_keys(self, provider: str, operation: str, request_model: str | None,
-                    response_model: str | None, error_type: str | None) -> AttemptLabelKeys:
-        """The metric attributes for these raw values, each bounded by its budget and
-        redacted (a budget keeps its decisions, so the same values get the same labels)."""
+    def _series(self, provider: str, operation: str, request_model: str | None,
+                response_model: str | None, error_type: str | None) -> AttemptSeries:
+        """The metric series for these raw values, their attributes each bounded by its
+        budget and redacted (a budget keeps its decisions, so the same values get the same
+        labels)."""
         models = self._models
         usage: list[tuple[str, AttributeValue]] = [
             ("gen_ai.operation.name", self._bounded.value("operation", operation) or ""),
@@ -163,10 +165,14 @@ class ClientSide:
         duration = list(usage)
         if error_type is not None:
             duration.append(("error.type", self._bounded.value("error.type", error_type) or ""))
-        return AttemptLabelKeys(
-            duration=tuple(duration),
-            input_tokens=(*usage, ("gen_ai.token.type", "input")),
-            output_tokens=(*usage, ("gen_ai.token.type", "output")))
+        instruments = self.instruments
+        return AttemptSeries(
+            duration=instruments.client_operation_duration.series(tuple(duration)),
+            first_token=instruments.server_time_to_first_token.series(tuple(duration)),
+            input_tokens=instruments.client_token_usage.series(
+                (*usage, ("gen_ai.token.type", "input"))),
+            output_tokens=instruments.client_token_usage.series(
+                (*usage, ("gen_ai.token.type", "output"))))
 
 
 class UpstreamAttempt:
@@ -245,13 +251,11 @@ class UpstreamAttempt:
         if output_tokens is not None:
             span.attributes["gen_ai.usage.output_tokens"] = output_tokens
         client.tracer.end(span)
-        keys = ended.keys
-        instruments = client.instruments
-        instruments.client_operation_duration.record(duration, keys.duration, span)
+        series = ended.series
+        series.duration.add(duration, span)
         if self._first_token_s is not None:
-            instruments.server_time_to_first_token.record(self._first_token_s, keys.duration,
-                                                          span)
+            series.first_token.add(self._first_token_s, span)
         if input_tokens is not None:
-            instruments.client_token_usage.record(input_tokens, keys.input_tokens, span)
+            series.input_tokens.add(input_tokens, span)
         if output_tokens is not None:
-            instruments.client_token_usage.record(output_tokens, keys.output_tokens, span)
+            series.output_tokens.add(output_tokens, span)

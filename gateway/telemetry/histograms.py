@@ -11,10 +11,14 @@ which builds the same `MetricsData`.
 
 from __future__ import annotations
 
+import sys
 import threading
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Sequence
+from itertools import repeat, starmap
+from math import isfinite
+from operator import itemgetter
 from time import time_ns
 from typing import Any
 
@@ -39,8 +43,9 @@ LabelKey = tuple[tuple[str, Any], ...]
 """A series' attributes as (name, value) pairs: hashable, and built once per label set."""
 
 _INF = float("inf")
-FOLD_AT = 256
-"""Values queued by `Histogram.record` before the recording thread folds them in itself."""
+_MAX = sys.float_info.max
+FOLD_AT = 128
+"""Values a series queues before the recording thread folds them in itself."""
 
 
 Sample = tuple[float, Span]
@@ -64,11 +69,97 @@ class _Series:
         self.windows = [[_INF, -_INF] for _ in range(windows)]
 
 
+class Series:
+    """One attribute set of a histogram, as a recorder holds it (`Histogram.series`).
+
+    `add` only queues a value: the queue is folded into the counts when `FOLD_AT` values
+    wait or a reader collects, under the histogram's lock, with the interpreter's built-ins
+    doing the per-value work (a sort, a sum and a bisection per bucket bound).
+    """
+
+    __slots__ = ("_histogram", "_pending", "counts")
+
+    def __init__(self, histogram: Histogram, counts: _Series) -> None:
+        self._histogram = histogram
+        self.counts = counts
+        # A deque: appended to and emptied on any thread without a lock.
+        self._pending: deque[tuple[float, Span | None]] = deque()
+
+    def add(self, value: float, span: Span | None = None) -> None:
+        """Count `value`; negative, infinite and NaN values are ignored, as the SDK ignores
+        them. A sampled, ended `span` may become its bucket's exemplar (the latest recorded
+        in each bucket, as with the SDK's default, trace-based, exemplar filter)."""
+        pending = self._pending
+        pending.append((value, span))
+        if len(pending) >= FOLD_AT:
+            with self._histogram._lock:
+                self._fold()
+
+    def _fold(self) -> None:
+        """Add the queued values to the counts; the caller holds the histogram's lock."""
+        pending = self._pending
+        # Values queued meanwhile wait for the next fold.
+        batch = list(starmap(pending.popleft, repeat((), len(pending))))
+        try:
+            values = sorted(filter(isfinite, map(_VALUE, batch)))
+        except OverflowError:  # an int too large for a double: ignored as infinities are
+            values = sorted(filter(_finite, map(_VALUE, batch)))
+        negative = bisect_left(values, 0)
+        if negative:
+            del values[:negative]
+        if not values:
+            return
+        counts = self.counts
+        boundaries = self._histogram.boundaries
+        low, high = values[0], values[-1]
+        count = len(values)
+        counts.count += count
+        counts.sum += sum(values)
+        counts.min = min(counts.min, low)
+        counts.max = max(counts.max, high)
+        for window in counts.windows:
+            window[0] = min(window[0], low)
+            window[1] = max(window[1], high)
+        # Bucket i counts the values in (boundaries[i - 1], boundaries[i]].
+        buckets = counts.buckets
+        last = bisect_left(boundaries, high)
+        reached = {last}
+        done = 0
+        for index in range(bisect_left(boundaries, low), last):
+            upto = bisect_right(values, boundaries[index], done)
+            if upto > done:
+                buckets[index] += upto - done
+                reached.add(index)
+                done = upto
+        buckets[last] += count - done
+        # Exemplars: the latest sampled value of each bucket the batch reached.
+        samples = counts.samples
+        for value, span in reversed(batch):
+            if span is None or not span.sampled or not 0 <= value <= _MAX:
+                continue
+            index = bisect_left(boundaries, value)
+            if index in reached:
+                samples[index] = (value, span)
+                reached.discard(index)
+                if not reached:
+                    break
+
+
+_VALUE = itemgetter(0)
+
+
+def _finite(value: float) -> bool:
+    try:
+        return isfinite(value)
+    except OverflowError:
+        return False
+
+
 class Histogram:
     """An explicit-bucket histogram: a bucket counts values up to and including its bound.
 
-    `record` only queues a value; the queue is folded into the series when `FOLD_AT`
-    values wait or a reader collects, one lock and one loop for the batch.
+    Recorders hold a `Series` per attribute set (`series`) and add values to it; `record`
+    looks the series up each time.
     """
 
     def __init__(self, name: str, *, unit: str, description: str,
@@ -80,57 +171,37 @@ class Histogram:
         # metric the conventions define with the same values costs no second recording.
         self.aliases = tuple(aliases)
         self.boundaries = tuple(boundaries)
-        self._series: dict[LabelKey, _Series] = {}
+        self._series: dict[LabelKey, Series] = {}
         self._windows = 0
         self._lock = threading.Lock()
-        # A deque: appended to and emptied on any thread without a lock.
-        self._pending: deque[tuple[float, LabelKey, Span | None]] = deque()
+
+    def series(self, labels: LabelKey) -> Series:
+        """The series of `labels` (made once, then the same object)."""
+        found = self._series.get(labels)
+        if found is None:
+            with self._lock:
+                found = self._series.get(labels)
+                if found is None:
+                    counts = _Series(len(self.boundaries) + 1, self._windows)
+                    found = self._series[labels] = Series(self, counts)
+        return found
 
     def record(self, value: float, labels: LabelKey, span: Span | None = None) -> None:
-        """Add `value` to the series of `labels`; negative, infinite and NaN values are
-        ignored, as the SDK ignores them. A sampled, ended `span` becomes the bucket's
-        exemplar, as with the SDK's default (trace-based) exemplar filter."""
-        pending = self._pending
-        pending.append((value, labels, span))
-        if len(pending) >= FOLD_AT:
-            with self._lock:
-                self._fold()
+        """Add `value` to the series of `labels` (see `Series.add`)."""
+        self.series(labels).add(value, span)
 
     def _fold(self) -> None:
-        """Add the queued values to their series; the caller holds the lock."""
-        pending = self._pending
-        found = self._series
-        boundaries = self.boundaries
-        popleft = pending.popleft
-        for _ in range(len(pending)):  # values queued meanwhile wait for the next fold
-            value, labels, span = popleft()
-            if not 0 <= value < _INF:
-                continue
-            series = found.get(labels)
-            if series is None:
-                series = found[labels] = _Series(len(boundaries) + 1, self._windows)
-            index = bisect_left(boundaries, value)
-            series.buckets[index] += 1
-            if span is not None and span.sampled:
-                series.samples[index] = (value, span)
-            series.count += 1
-            series.sum += value
-            if value < series.min:
-                series.min = value
-            if value > series.max:
-                series.max = value
-            for window in series.windows:
-                if value < window[0]:
-                    window[0] = value
-                if value > window[1]:
-                    window[1] = value
+        """Fold every series' queue; the caller holds the lock."""
+        for series in self._series.values():
+            if series._pending:
+                series._fold()
 
     def add_window(self) -> None:
         """Track min and max per collection for one more delta reader."""
         with self._lock:
             self._fold()
             for series in self._series.values():
-                series.windows.append([_INF, -_INF])
+                series.counts.windows.append([_INF, -_INF])
             self._windows += 1
 
     def snapshot(self, *, new_window: int | None = None) -> list[tuple[LabelKey, _Series]]:
@@ -139,7 +210,10 @@ class Histogram:
         with self._lock:
             self._fold()
             copies = []
-            for labels, series in self._series.items():
+            for labels, found in self._series.items():
+                series = found.counts
+                if not series.count:  # made by a recorder, never given a value: no point yet
+                    continue
                 copy = _Series(0, 0)
                 copy.buckets = list(series.buckets)
                 copy.samples = list(series.samples)
@@ -258,7 +332,8 @@ class MetricsHub:
 def _point(labels: LabelKey, series: _Series, start: int, now: int,
            boundaries: tuple[float, ...], low: float, high: float,
            since: int) -> HistogramDataPoint:
-    exemplars = [Exemplar(None, value, span.end_ns, span.span_id, span.trace_id)
+    exemplars = [Exemplar(None, value, span.end_ns, int.from_bytes(span.span_id, "big"),
+                          int.from_bytes(span.trace_id, "big"))
                  for value, span in filter(None, series.samples) if span.end_ns >= since]
     return HistogramDataPoint(
         attributes=dict(labels), start_time_unix_nano=start, time_unix_nano=now,

@@ -128,47 +128,48 @@ class SpanEncoder:
 
     def span(self, span: Span) -> bytes:
         """One finished span, as the `spans` field of a `ScopeSpans` message."""
-        parts = [b"\x0a\x10", span.trace_id.to_bytes(16, "big"),
-                 b"\x12\x08", span.span_id.to_bytes(8, "big")]
-        if span.trace_state:
-            parts.append(_field(b"\x1a", span.trace_state.encode()))
-        if span.parent_id is not None:
-            parts += (b"\x22\x08", span.parent_id.to_bytes(8, "big"))
-        if span.name:
-            name = self._names.get(span.name)
-            if name is None:
-                if len(self._names) >= _CACHED_ATTRIBUTES:
-                    self._names.clear()
-                name = self._names[span.name] = _field(b"\x2a", span.name.encode())
-            parts.append(name)
-        parts.append(_KIND_AND_TIMES.pack(0x30, span.kind, 0x39, span.start_ns, 0x41,
-                                          span.end_ns))
+        name = self._names.get(span.name)
+        if name is None:
+            if len(self._names) >= _CACHED_ATTRIBUTES:
+                self._names.clear()
+            name = self._names[span.name] = (_field(b"\x2a", span.name.encode()) if span.name
+                                             else b"")
         base = span.base
+        shared = b""
         if base:
             found = self._bases.get(id(base))
             if found is None or found[0] is not base:  # kept with its base: ids stay unique
                 if len(self._bases) >= _CACHED_ATTRIBUTES:
                     self._bases.clear()
                 found = self._bases[id(base)] = (base, b"".join(map(_attribute, base.items())))
-            parts.append(found[1])
-        if span.attributes:
-            cache = self._attributes
-            for item in span.attributes.items():
-                cacheable = type(item[1]) in _CACHEABLE
-                encoded = cache.get(item) if cacheable else None
-                if encoded is None:
-                    encoded = _attribute(item)
-                    if cacheable:
-                        if len(cache) >= _CACHED_ATTRIBUTES:
-                            cache.clear()
-                        cache[item] = encoded
-                parts.append(encoded)
-        parts += (_STATUS_UNSET if span.error is None else
-                  _field(b"\x7a", _field(b"\x12", span.error.encode()) + b"\x18\x02"),
-                  _FLAGS_REMOTE if span.remote_parent else _FLAGS_LOCAL)
-        body = b"".join(parts)
+            shared = found[1]
+        own = b"".join(map(self._own_attribute, span.attributes.items())) if span.attributes \
+            else b""
+        parent = span.parent_id
+        body = b"".join((
+            b"\x0a\x10", span.trace_id, b"\x12\x08", span.span_id,
+            _field(b"\x1a", span.trace_state.encode()) if span.trace_state else b"",
+            b"" if parent is None else b"\x22\x08" + parent,
+            name,
+            _KIND_AND_TIMES.pack(0x30, span.kind, 0x39, span.start_ns, 0x41, span.end_ns),
+            shared, own,
+            _STATUS_UNSET if span.error is None else
+            _field(b"\x7a", _field(b"\x12", span.error.encode()) + b"\x18\x02"),
+            _FLAGS_REMOTE if span.remote_parent else _FLAGS_LOCAL))
         size = len(body)
         return b"".join((b"\x12", _SIZES[size] if size < _SIZED else _varint(size), body))
+
+    def _own_attribute(self, item: tuple[str, Any]) -> bytes:
+        """A span's own attribute, encoded (kept by key and value: most repeat)."""
+        if type(item[1]) not in _CACHEABLE:
+            return _attribute(item)
+        cache = self._attributes
+        encoded = cache.get(item)
+        if encoded is None:
+            if len(cache) >= _CACHED_ATTRIBUTES:
+                cache.clear()
+            encoded = cache[item] = _attribute(item)
+        return encoded
 
 
 class OtlpSpanSender(OTLPSpanExporter):

@@ -9,7 +9,7 @@ from typing import Any
 from opentelemetry import propagate
 from starlette.types import Scope
 
-from gateway.telemetry.histograms import Histogram, LabelKey
+from gateway.telemetry.histograms import Histogram, Series
 from gateway.telemetry.labels import http_method
 from gateway.telemetry.spans import (
     CURRENT_SPAN,
@@ -101,7 +101,8 @@ class ServerSide:
                 labels.append(("error.type", error_type))
             if len(self._ends) >= _MAX_LABEL_KEYS:
                 self._ends.clear()
-            found = self._ends[key] = ServerEnd(base, name, attributes, tuple(labels))
+            found = self._ends[key] = ServerEnd(base, name, attributes,
+                                                self.duration.series(tuple(labels)))
         return found
 
 
@@ -112,7 +113,7 @@ class ServerEnd:
     base: Attributes  # what the request started with: ids are only compared while it lives
     name: str
     attributes: Attributes
-    labels: LabelKey
+    duration: Series  # the duration metric's series
 
 
 class ServerObservation:
@@ -154,7 +155,7 @@ class ServerObservation:
         span.base = ended.attributes
         span.error = error_type
         server.tracer.end(span)
-        server.duration.record(duration, ended.labels, span)
+        ended.duration.add(duration, span)
 
 
 def _listening(scope: Scope) -> tuple[str | None, int | None]:

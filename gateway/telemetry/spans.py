@@ -50,16 +50,19 @@ NO_BASE: Attributes = {}
 
 
 class RemoteParent(NamedTuple):
-    """The caller's span, as the propagation headers named it."""
+    """The caller's span, as the propagation headers named it (ids as on the wire)."""
 
-    trace_id: int
-    span_id: int
+    trace_id: bytes  # 16 bytes
+    span_id: bytes  # 8 bytes
     sampled: bool
     trace_state: str  # the W3C tracestate header value, "" when none
 
 
 class Span:
     """One operation: ids, timing, attributes and, when it failed, a short error type.
+
+    Ids are kept as the bytes the wire carries (16 for the trace, 8 for a span): encoding
+    them and writing them in hex for `traceparent` is then a copy, not a conversion.
 
     A span's attributes are `base`, a dictionary its creator shares between the spans that
     start alike (and never changes, so sinks may keep what they derive from it), followed by
@@ -70,10 +73,10 @@ class Span:
                  "remote_parent", "sampled", "span_id", "start_ns", "trace_hex", "trace_id",
                  "trace_state")
 
-    trace_id: int
+    trace_id: bytes
     trace_hex: str
-    span_id: int
-    parent_id: int | None
+    span_id: bytes
+    parent_id: bytes | None
 
     def __init__(self, name: str, kind: int, attributes: Attributes,
                  parent: Span | RemoteParent | None, sampled: bool, trace_state: str,
@@ -83,8 +86,8 @@ class Span:
         self.attributes = attributes
         self.base = base
         if parent is None:
-            self.trace_id = getrandbits(128) or 1
-            self.trace_hex = f"{self.trace_id:032x}"
+            self.trace_id = trace_id = (getrandbits(128) or 1).to_bytes(16, "big")
+            self.trace_hex = trace_id.hex()
             self.parent_id = None
             self.remote_parent = False
         else:
@@ -92,11 +95,11 @@ class Span:
             self.parent_id = parent.span_id
             if isinstance(parent, RemoteParent):
                 self.remote_parent = True
-                self.trace_hex = f"{self.trace_id:032x}"
+                self.trace_hex = parent.trace_id.hex()
             else:
                 self.remote_parent = False
                 self.trace_hex = parent.trace_hex  # formatted once per trace
-        self.span_id = getrandbits(64) or 1
+        self.span_id = (getrandbits(64) or 1).to_bytes(8, "big")
         self.sampled = sampled
         self.trace_state = trace_state
         self.error: str | None = None
@@ -110,7 +113,7 @@ class Span:
     @property
     def traceparent(self) -> str:
         """The W3C `traceparent` header naming this span."""
-        return f"00-{self.trace_hex}-{self.span_id:016x}-{'01' if self.sampled else '00'}"
+        return f"00-{self.trace_hex}-{self.span_id.hex()}-{'01' if self.sampled else '00'}"
 
 
 CURRENT_SPAN: ContextVar[Span | None] = ContextVar("gateway_current_span", default=None)
@@ -167,7 +170,7 @@ class Tracer:
             context = set_span_in_context(NonRecordingSpan(_span_context(
                 parent.trace_id, parent.span_id, parent.sampled, parent.trace_state,
                 remote=isinstance(parent, RemoteParent))))
-        result = self._sampler.should_sample(context, span.trace_id, name, _KINDS[kind],
+        result = self._sampler.should_sample(context, _int(span.trace_id), name, _KINDS[kind],
                                              span.all_attributes())
         span.sampled = result.decision is Decision.RECORD_AND_SAMPLE
         if result.attributes:  # they may replace shared ones: the span keeps its own copy
@@ -221,13 +224,19 @@ def remote_parent(context: Context) -> RemoteParent | None:
     found = get_current_span(context).get_span_context()
     if not found.is_valid:
         return None
-    return RemoteParent(found.trace_id, found.span_id, found.trace_flags.sampled,
+    return RemoteParent(found.trace_id.to_bytes(16, "big"), found.span_id.to_bytes(8, "big"),
+                        found.trace_flags.sampled,
                         found.trace_state.to_header() if found.trace_state else "")
 
 
-def _span_context(trace_id: int, span_id: int, sampled: bool, trace_state: str, *,
+def _int(wire_id: bytes) -> int:
+    """An id as the SDK holds it."""
+    return int.from_bytes(wire_id, "big")
+
+
+def _span_context(trace_id: bytes, span_id: bytes, sampled: bool, trace_state: str, *,
                   remote: bool) -> SpanContext:
-    return SpanContext(trace_id, span_id, is_remote=remote,
+    return SpanContext(_int(trace_id), _int(span_id), is_remote=remote,
                        trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else 0),
                        trace_state=TraceState.from_header([trace_state]) if trace_state
                        else None)

@@ -124,7 +124,8 @@ def test_spans_are_encoded_exactly_as_the_sdk_encodes_them() -> None:
     resource = Resource.create({"service.name": "enc", "replica": 3, "ratio": 1.5, "ok": True})
     scope = InstrumentationScope("gateway")
     tracer = Tracer([])
-    caller = RemoteParent(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, True,
+    caller = RemoteParent(bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736"),
+                          bytes.fromhex("00f067aa0ba902b7"), True,
                           "vendor=1,other=x")
     server = tracer.start("GET /x/{y}", SERVER, {"http.request.method": "GET",
                                                  "server.port": 8080}, caller)

@@ -205,3 +205,84 @@ def test_values_recorded_on_many_threads_are_all_counted_in_their_buckets() -> N
     assert list(point.bucket_counts) == [thirds[0], thirds[1] + thirds[2], 0]
     assert point.sum == 5 * thirds[1] + 10 * thirds[2]
     assert (point.min, point.max) == (0, 10)
+
+
+def test_folded_batches_count_what_the_sdk_counts() -> None:
+    """Each series folds its queued values at once (sorted, then cut at every bound): the
+    counts, sum, min and max are the SDK's own histogram's for the same values, values on a
+    bound included, across several folds and a remainder folded at collection."""
+    from random import Random
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+
+    bounds = (0.005, 0.01, 0.025, 0.05, 0.1, 1.0, 10.0)
+    rng = Random(6)
+    values: list[float] = [*bounds, 0, 0.0, 10, 11]  # on the bounds, zero, ints, overflow
+    values += [rng.choice(bounds) * rng.choice((0.5, 1, 1.5)) for _ in range(FOLD_AT * 5)]
+    values += [rng.expovariate(20) for _ in range(FOLD_AT * 2 + 19)]
+    rng.shuffle(values)
+    key = (("route", "/x"),)
+    ours = GatewayHistogram("h", unit="s", description="", boundaries=bounds)
+    reader = InMemoryMetricReader()
+    MetricsHub([ours], [reader], resource=Resource.create({}), scope=InstrumentationScope("t"))
+    sdk_reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[sdk_reader], views=[
+        View(instrument_name="h", aggregation=ExplicitBucketHistogramAggregation(bounds))])
+    theirs = provider.get_meter("t").create_histogram("h", unit="s")
+    for value in values:
+        ours.record(value, key)
+        theirs.record(value, dict(key))
+    for ignored in (-1.0, -0.0001, float("nan"), float("inf"), float("-inf")):
+        ours.record(ignored, key)  # the SDK's histogram ignores these: so must ours
+    data, expected_data = reader.get_metrics_data(), sdk_reader.get_metrics_data()
+    assert data is not None and expected_data is not None
+    (point,) = data.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points
+    (expected,) = expected_data.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points
+    assert isinstance(point, HistogramDataPoint) and isinstance(expected, HistogramDataPoint)
+    assert list(point.bucket_counts) == list(expected.bucket_counts)
+    assert point.count == expected.count == len(values)
+    assert (point.min, point.max) == (expected.min, expected.max)
+    assert abs(point.sum - expected.sum) < 1e-9
+    provider.shutdown()
+
+
+def test_each_bucket_a_batch_reaches_gets_its_latest_sampled_value_as_exemplar() -> None:
+    from gateway.telemetry.spans import SERVER, Tracer
+
+    tracer = Tracer([])
+    histogram = GatewayHistogram("h", unit="s", description="", boundaries=(1.0, 10.0))
+    reader = InMemoryMetricReader()
+    MetricsHub([histogram], [reader], resource=Resource.create({}),
+               scope=InstrumentationScope("t"))
+    spans = [tracer.start(f"s{n}", SERVER, {}, None) for n in range(5)]
+    for span in spans:
+        tracer.end(span)
+    spans[4].sampled = False  # an unsampled span is never an exemplar
+    series = histogram.series((("k", "v"),))
+    for value, span in ((0.5, spans[0]), (5.0, spans[1]), (0.7, spans[2]), (4.0, spans[3]),
+                        (3.0, spans[4]), (2.0, None), (20.0, None)):
+        series.add(value, span)
+    data = reader.get_metrics_data()
+    assert data is not None
+    (point,) = data.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points
+    assert list(point.bucket_counts) == [2, 4, 1]
+    found = {e.value: e.span_id for e in point.exemplars}
+    assert found == {0.7: int.from_bytes(spans[2].span_id, "big"),
+                     4.0: int.from_bytes(spans[3].span_id, "big")}
+
+
+def test_a_count_too_large_for_a_double_is_ignored_not_raised() -> None:
+    """A provider may report any integer as a token count: one no double can hold is ignored
+    as an infinite value is, and the values folded with it are still counted."""
+    histogram = GatewayHistogram("h", unit="{token}", description="", boundaries=(1.0, 10.0))
+    reader = InMemoryMetricReader()
+    MetricsHub([histogram], [reader], resource=Resource.create({}),
+               scope=InstrumentationScope("t"))
+    for value in (3, 10**400, 5, -2):
+        histogram.record(value, (("k", "v"),))
+    data = reader.get_metrics_data()
+    assert data is not None
+    (point,) = data.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points
+    assert list(point.bucket_counts) == [0, 2, 0]
+    assert (point.count, point.min, point.max) == (2, 3, 5)
