@@ -18,7 +18,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -34,8 +34,8 @@ _SMALL = [bytes([n]) for n in range(128)]
 # Span.flags (field 16, fixed32): the parent's remoteness is known, and whether it is remote.
 _FLAGS_LOCAL = b"\x85\x01" + struct.pack("<I", 0x100)
 _FLAGS_REMOTE = b"\x85\x01" + struct.pack("<I", 0x300)
-# Span.kind (field 6, a varint of one byte), start_time_unix_nano (7) and end_time (8).
-_KIND_AND_TIMES = struct.Struct("<BBBQBQ")
+# Span.start_time_unix_nano (field 7) and end_time_unix_nano (8), both fixed64.
+_TIMES = struct.Struct("<BQBQ")
 _STATUS_UNSET = b"\x7a\x00"  # an empty Status message, as the SDK always sends one
 _CACHED_ATTRIBUTES = 4096
 # Attribute value types whose encoding is kept by (key, value). Not bool nor float: they
@@ -111,9 +111,8 @@ class SpanEncoder:
                               if scope.schema_url else b"")
         # Encoded `attributes` fields of a span by (key, value): most repeat per request.
         self._attributes: dict[tuple[str, Any], bytes] = {}
-        # Encoded shared attributes (`Span.base`) by the dictionary's id, with the dictionary.
-        self._bases: dict[int, tuple[dict[str, Any], bytes]] = {}
-        self._names: dict[str, bytes] = {}
+        # What spans ending alike share, encoded, by the id of their `Span.base`.
+        self._shapes: dict[int, _Shape] = {}
 
     def encode(self, spans: Sequence[Span]) -> bytes:
         """The serialised `ExportTraceServiceRequest` carrying `spans`."""
@@ -128,48 +127,80 @@ class SpanEncoder:
 
     def span(self, span: Span) -> bytes:
         """One finished span, as the `spans` field of a `ScopeSpans` message."""
-        name = self._names.get(span.name)
-        if name is None:
-            if len(self._names) >= _CACHED_ATTRIBUTES:
-                self._names.clear()
-            name = self._names[span.name] = (_field(b"\x2a", span.name.encode()) if span.name
-                                             else b"")
         base = span.base
-        shared = b""
-        if base:
-            found = self._bases.get(id(base))
-            if found is None or found[0] is not base:  # kept with its base: ids stay unique
-                if len(self._bases) >= _CACHED_ATTRIBUTES:
-                    self._bases.clear()
-                found = self._bases[id(base)] = (base, b"".join(map(_attribute, base.items())))
-            shared = found[1]
-        own = b"".join(map(self._own_attribute, span.attributes.items())) if span.attributes \
-            else b""
+        shape = self._shapes.get(id(base))
+        if (shape is None or shape.base is not base or shape.name is not span.name
+                or shape.error is not span.error or shape.kind != span.kind
+                or shape.remote is not span.remote_parent):
+            shape = self._shape(span)
         parent = span.parent_id
-        body = b"".join((
-            b"\x0a\x10", span.trace_id, b"\x12\x08", span.span_id,
-            _field(b"\x1a", span.trace_state.encode()) if span.trace_state else b"",
+        size = shape.size
+        if parent is not None:
+            size += 10
+        if span.trace_state:
+            state = _field(b"\x1a", span.trace_state.encode())
+            size += len(state)
+        else:
+            state = b""
+        own = b""
+        if span.attributes:
+            cache = self._attributes
+            pieces = []
+            for item in span.attributes.items():
+                encoded = cache.get(item) if type(item[1]) in _CACHEABLE else None
+                if encoded is None:
+                    encoded = self._attribute(item)
+                pieces.append(encoded)
+            own = b"".join(pieces)
+            size += len(own)
+        return b"".join((
+            b"\x12", _SIZES[size] if size < _SIZED else _varint(size),
+            b"\x0a\x10", span.trace_id, b"\x12\x08", span.span_id, state,
             b"" if parent is None else b"\x22\x08" + parent,
-            name,
-            _KIND_AND_TIMES.pack(0x30, span.kind, 0x39, span.start_ns, 0x41, span.end_ns),
-            shared, own,
-            _STATUS_UNSET if span.error is None else
-            _field(b"\x7a", _field(b"\x12", span.error.encode()) + b"\x18\x02"),
-            _FLAGS_REMOTE if span.remote_parent else _FLAGS_LOCAL))
-        size = len(body)
-        return b"".join((b"\x12", _SIZES[size] if size < _SIZED else _varint(size), body))
+            shape.head, _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns), shape.shared,
+            own, shape.tail))
 
-    def _own_attribute(self, item: tuple[str, Any]) -> bytes:
-        """A span's own attribute, encoded (kept by key and value: most repeat)."""
-        if type(item[1]) not in _CACHEABLE:
-            return _attribute(item)
-        cache = self._attributes
-        encoded = cache.get(item)
-        if encoded is None:
-            if len(cache) >= _CACHED_ATTRIBUTES:
-                cache.clear()
-            encoded = cache[item] = _attribute(item)
+    def _shape(self, span: Span) -> _Shape:
+        """What `span` shares with the spans that end alike, encoded (and kept by its base:
+        the base is held with it, so its id stays unique)."""
+        base = span.base
+        name = _field(b"\x2a", span.name.encode()) if span.name else b""
+        head = name + bytes((0x30, span.kind))
+        shared = b"".join(map(_attribute, base.items()))
+        status = (_STATUS_UNSET if span.error is None else
+                  _field(b"\x7a", _field(b"\x12", span.error.encode()) + b"\x18\x02"))
+        tail = status + (_FLAGS_REMOTE if span.remote_parent else _FLAGS_LOCAL)
+        # The ids' fields (18 and 10 bytes) and the times' (18), then the shared parts.
+        size = 18 + 10 + len(head) + 18 + len(shared) + len(tail)
+        shape = _Shape(base, span.name, span.error, span.kind, span.remote_parent, head,
+                       shared, tail, size)
+        if len(self._shapes) >= _CACHED_ATTRIBUTES:
+            self._shapes.clear()
+        self._shapes[id(base)] = shape
+        return shape
+
+    def _attribute(self, item: tuple[str, Any]) -> bytes:
+        """A span's own attribute, encoded and, when its value type allows, kept."""
+        encoded = _attribute(item)
+        if type(item[1]) in _CACHEABLE:
+            if len(self._attributes) >= _CACHED_ATTRIBUTES:
+                self._attributes.clear()
+            self._attributes[item] = encoded
         return encoded
+
+
+class _Shape(NamedTuple):
+    """See `SpanEncoder._shape`."""
+
+    base: dict[str, Any]
+    name: str
+    error: str | None
+    kind: int
+    remote: bool
+    head: bytes  # the name and kind fields
+    shared: bytes  # the shared attributes
+    tail: bytes  # the status and flags fields
+    size: int  # the span's encoded size without its parent, trace state and own attributes
 
 
 class OtlpSpanSender(OTLPSpanExporter):
