@@ -273,15 +273,23 @@ class SpanBatcher:
         self._export_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._queue.clear()
+        self._notice_at = 0  # the queue's length at which `emit` looks further
 
     def emit(self, span: Span) -> None:
         """Encode `span` and queue it for export."""
         queue = self._queue
-        if len(queue) == queue.maxlen:
-            self._dropped += 1
+        if len(queue) >= self._notice_at:
+            self._crowded()
         queue.append(self._encoder.span(span))
+
+    def _crowded(self) -> None:
+        """A span is about to be queued with a batch waiting (or before the thread runs)."""
         if self._thread is None:
             self._start()
+            self._notice_at = self._batch
+        queue = self._queue
+        if len(queue) == queue.maxlen:
+            self._dropped += 1
         if len(queue) >= self._batch and not self._wake.is_set():
             self._wake.set()
 

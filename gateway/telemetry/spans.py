@@ -141,6 +141,7 @@ class Tracer:
 
     def __init__(self, sinks: Sequence[SpanSink], sampler: Sampler = DEFAULT_ON) -> None:
         self.sinks = tuple(sinks)
+        self._emits = tuple(sink.emit for sink in self.sinks)
         self._sampler = None if sampler is DEFAULT_ON else sampler
 
     def start(self, name: str, kind: int, attributes: Attributes,
@@ -158,8 +159,8 @@ class Tracer:
         """Stamp the end time and export the span if it is sampled."""
         span.end_ns = time_ns()
         if span.sampled:
-            for sink in self.sinks:
-                sink.emit(span)
+            for emit in self._emits:
+                emit(span)
 
     def _start_sampled(self, name: str, kind: int, attributes: Attributes,
                        parent: Span | RemoteParent | None, base: Attributes) -> Span:
