@@ -2,9 +2,10 @@
 
 The SDK's synchronous instruments cost about 9 µs per reader for every recorded value
 (a measurement object, attribute validation and hashing, exemplar sampling); the gateway
-records five values per request into two readers. Here a value is queued, then folded in
-with others: a dictionary lookup by a label tuple the caller keeps, a bisection and a few
-additions. The readers (Prometheus, periodic OTLP, the tests' in-memory one) still collect
+records four values per request into two readers. Here a recorder holds the series of its
+attribute set and a value is only queued on it; a series' queue is folded into its counts a
+batch at a time, the per-value work done by the interpreter's built-ins (a sort, a sum and a
+bisection per bucket bound). The readers (Prometheus, periodic OTLP, the tests' in-memory one) still collect
 and export as they would from a `MeterProvider`: each is bound to `MetricsHub.collect`,
 which builds the same `MetricsData`.
 """
@@ -44,8 +45,10 @@ LabelKey = tuple[tuple[str, Any], ...]
 
 _INF = float("inf")
 _MAX = sys.float_info.max
-FOLD_AT = 128
-"""Values a series queues before the recording thread folds them in itself."""
+FOLD_AT = 64
+"""Values a series queues before the recording thread folds them in itself. Each holds its
+span (a possible exemplar) until then, so a series keeps at most this many spans alive; a
+reader's collection folds every series."""
 
 
 Sample = tuple[float, Span]
