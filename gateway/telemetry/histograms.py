@@ -2,12 +2,12 @@
 
 The SDK's synchronous instruments cost about 9 µs per reader for every recorded value
 (a measurement object, attribute validation and hashing, exemplar sampling); the gateway
-records four or five values per request into two readers. Here a recorder holds the series of its
-attribute set and a value is only queued on it; a series' queue is folded into its counts a
-batch at a time, the per-value work done by the interpreter's built-ins (a sort, a sum and a
-bisection per bucket bound). The readers (Prometheus, periodic OTLP, the tests' in-memory one) still collect
-and export as they would from a `MeterProvider`: each is bound to `MetricsHub.collect`,
-which builds the same `MetricsData`.
+records four or five values per request into two readers. Here a recorder holds the series
+of its attribute set and a value is only queued on it; a series' queue is folded into its
+counts a batch at a time, the per-value work done by the interpreter's built-ins (a sort, a
+sum and a bisection per bucket bound). The readers (Prometheus, periodic OTLP, the tests'
+in-memory one) still collect and export as they would from a `MeterProvider`: each is bound
+to `MetricsHub.collect`, which builds the same `MetricsData`.
 """
 
 from __future__ import annotations
