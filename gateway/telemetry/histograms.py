@@ -55,7 +55,7 @@ Sample = tuple[float, Span]
 """An exemplar: a value and the (ended) span it was recorded for."""
 
 
-class _Series:
+class _Counts:
     """One attribute set's counts; `windows` holds a [min, max] per delta-temporality reader,
     `samples` the latest exemplar per bucket."""
 
@@ -82,7 +82,7 @@ class Series:
 
     __slots__ = ("_histogram", "_pending", "counts")
 
-    def __init__(self, histogram: Histogram, counts: _Series) -> None:
+    def __init__(self, histogram: Histogram, counts: _Counts) -> None:
         self._histogram = histogram
         self.counts = counts
         # A deque: appended to and emptied on any thread without a lock.
@@ -185,7 +185,7 @@ class Histogram:
             with self._lock:
                 found = self._series.get(labels)
                 if found is None:
-                    counts = _Series(len(self.boundaries) + 1, self._windows)
+                    counts = _Counts(len(self.boundaries) + 1, self._windows)
                     found = self._series[labels] = Series(self, counts)
         return found
 
@@ -207,25 +207,25 @@ class Histogram:
                 series.counts.windows.append([_INF, -_INF])
             self._windows += 1
 
-    def snapshot(self, *, new_window: int | None = None) -> list[tuple[LabelKey, _Series]]:
+    def snapshot(self, *, new_window: int | None = None) -> list[tuple[LabelKey, _Counts]]:
         """A consistent copy of every series; then, if given, delta reader `new_window`'s
         min and max start afresh."""
         with self._lock:
             self._fold()
             copies = []
-            for labels, found in self._series.items():
-                series = found.counts
-                if not series.count:  # made by a recorder, never given a value: no point yet
+            for labels, series in self._series.items():
+                counts = series.counts
+                if not counts.count:  # made by a recorder, never given a value: no point yet
                     continue
-                copy = _Series(0, 0)
-                copy.buckets = list(series.buckets)
-                copy.samples = list(series.samples)
-                copy.count, copy.sum = series.count, series.sum
-                copy.min, copy.max, copy.start_ns = series.min, series.max, series.start_ns
-                copy.windows = [list(w) for w in series.windows]
+                copy = _Counts(0, 0)
+                copy.buckets = list(counts.buckets)
+                copy.samples = list(counts.samples)
+                copy.count, copy.sum = counts.count, counts.sum
+                copy.min, copy.max, copy.start_ns = counts.min, counts.max, counts.start_ns
+                copy.windows = [list(w) for w in counts.windows]
                 copies.append((labels, copy))
                 if new_window is not None:
-                    series.windows[new_window] = [_INF, -_INF]
+                    counts.windows[new_window] = [_INF, -_INF]
             return copies
 
 
@@ -236,7 +236,7 @@ class _Reader:
     def __init__(self, window: int | None) -> None:
         self.window = window
         self.collected_ns = 0
-        self.previous: dict[tuple[str, LabelKey], _Series] = {}
+        self.previous: dict[tuple[str, LabelKey], _Counts] = {}
 
 
 class MetricsHub:
@@ -299,7 +299,7 @@ class MetricsHub:
                                         schema_url=self._scope.schema_url or "")],
             schema_url=self._resource.schema_url)])
 
-    def _delta_points(self, histogram: Histogram, series: list[tuple[LabelKey, _Series]],
+    def _delta_points(self, histogram: Histogram, series: list[tuple[LabelKey, _Counts]],
                       state: _Reader, now: int) -> list[HistogramDataPoint]:
         assert state.window is not None
         points = []
@@ -311,7 +311,7 @@ class MetricsHub:
             if count <= 0:
                 continue
             start = state.collected_ns if before else current.start_ns
-            change = _Series(0, 0)
+            change = _Counts(0, 0)
             change.count = count
             change.sum = current.sum - (before.sum if before else 0.0)
             change.buckets = [c - (before.buckets[i] if before else 0)
@@ -332,7 +332,7 @@ class MetricsHub:
             reader.shutdown()
 
 
-def _point(labels: LabelKey, series: _Series, start: int, now: int,
+def _point(labels: LabelKey, series: _Counts, start: int, now: int,
            boundaries: tuple[float, ...], low: float, high: float,
            since: int) -> HistogramDataPoint:
     exemplars = [Exemplar(None, value, span.end_ns, int.from_bytes(span.span_id, "big"),

@@ -140,8 +140,7 @@ class Tracer:
     """Starts and ends spans; ended, sampled ones are handed to every sink."""
 
     def __init__(self, sinks: Sequence[SpanSink], sampler: Sampler = DEFAULT_ON) -> None:
-        self.sinks = tuple(sinks)
-        self._emits = tuple(sink.emit for sink in self.sinks)
+        self._emits = tuple(sink.emit for sink in sinks)
         self._sampler = None if sampler is DEFAULT_ON else sampler
 
     def start(self, name: str, kind: int, attributes: Attributes,
