@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 import time
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
@@ -35,7 +36,8 @@ async def echo(scope: Scope, receive: Any, send: Any) -> None:
     /fail-early, /fail-late and /fail-after raise before the response starts, after it starts
     but before any of it is written, after its first chunk and after the whole answer;
     /bad-header sets a header value with a line break; /slow-stream waits before its first
-    chunk; /wait-disconnect answers only once `receive` reports the client gone."""
+    chunk; /wait-disconnect answers only once `receive` reports the client gone;
+    /answer-then-block answers, then blocks the loop until the client has read the answer."""
     if scope["type"] != "http":
         return
     path = scope["path"]
@@ -51,6 +53,13 @@ async def echo(scope: Scope, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
         raise RuntimeError("a background task failed")
+    if path == "/answer-then-block":
+        # Answers, then keeps the event loop busy (as an app's bookkeeping after its answer
+        # does) until the client says it has the answer, or 5 s.
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        echo.seen.append(echo.answered.wait(5))  # type: ignore[attr-defined]
+        return
     if path == "/wait-disconnect":
         message = await receive()
         echo.seen.append(message["type"])  # type: ignore[attr-defined]
@@ -83,6 +92,7 @@ async def echo(scope: Scope, receive: Any, send: Any) -> None:
 
 
 echo.seen = []  # type: ignore[attr-defined]
+echo.answered = threading.Event()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
@@ -305,6 +315,23 @@ def test_a_streams_head_is_not_held_back_for_a_slow_first_chunk(server: RunningS
     sock.close()
 
 
+def test_the_only_request_in_flight_is_answered_before_the_app_has_finished(
+        server: RunningServer) -> None:
+    echo.seen.clear()  # type: ignore[attr-defined]
+    echo.answered.clear()  # type: ignore[attr-defined]
+    sock, buffer = connect(server), bytearray()
+    sock.sendall(b"GET /answer-then-block HTTP/1.1\r\nhost: t\r\n\r\n")
+    status, _, _ = read_response(sock, buffer)
+    echo.answered.set()  # type: ignore[attr-defined]
+    assert status == b"HTTP/1.1 204 No Content"
+    deadline = time.monotonic() + 10
+    while not echo.seen and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.02)
+    # The app was still running (the loop blocked) when the client read its answer.
+    assert echo.seen == [True]  # type: ignore[attr-defined]
+    sock.close()
+
+
 def test_receive_reports_the_client_leaving(server: RunningServer) -> None:
     echo.seen.clear()  # type: ignore[attr-defined]
     sock = connect(server)
@@ -322,6 +349,8 @@ def test_receive_reports_the_client_leaving(server: RunningServer) -> None:
 
 class Recorder(asyncio.Transport):
     """A transport that records each write it is given."""
+
+    latest: Recorder
 
     def __init__(self) -> None:
         super().__init__()
@@ -348,14 +377,18 @@ class Recorder(asyncio.Transport):
         pass
 
 
-def _writes_for(request: bytes, app: Any = echo) -> list[bytes]:
+def _writes_for(request: bytes, app: Any = echo, *, others: int = 0) -> list[bytes]:
+    """The writes the protocol makes answering `request`, with `others` more requests in
+    flight on the server (whose writes are held to the end of each loop iteration)."""
     async def main() -> list[bytes]:
         protocol_class = server_config(Settings.from_env({})).http
         assert isinstance(protocol_class, type) and issubclass(protocol_class, HttpProtocol)
         config = uvicorn.Config(app=app, loop="asyncio", timeout_keep_alive=5)
         config.load()
-        protocol = protocol_class(config=config, server_state=ServerState(), app_state={})
-        transport = Recorder()
+        state = ServerState()
+        state.tasks.update(asyncio.get_running_loop().create_future() for _ in range(others))
+        protocol = protocol_class(config=config, server_state=state, app_state={})
+        transport = Recorder.latest = Recorder()
         protocol.connection_made(transport)
         protocol.data_received(request)
         for _ in range(20):
@@ -366,14 +399,39 @@ def _writes_for(request: bytes, app: Any = echo) -> list[bytes]:
     return asyncio.run(main())
 
 
-def test_a_fixed_length_response_is_one_write() -> None:
-    writes = _writes_for(post("/echo", b"hi"))
+@pytest.mark.parametrize("others", [0, 3])
+def test_a_fixed_length_response_is_one_write(others: int) -> None:
+    writes = _writes_for(post("/echo", b"hi"), others=others)
     assert len(writes) == 1 and writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert writes[0].endswith(b'"body": "hi"}')
 
 
-def test_a_streams_head_leaves_with_its_first_chunk_then_one_write_per_iteration() -> None:
-    writes = _writes_for(b"GET /stream HTTP/1.1\r\nhost: t\r\n\r\n")
+async def _answer_then_count_writes(scope: Scope, receive: Any, send: Any) -> None:
+    """Answers, then notes how many writes had been made before it yields to the loop."""
+    await receive()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+    _writes_seen.append(len(Recorder.latest.writes))
+
+
+_writes_seen: list[int] = []
+
+
+@pytest.mark.parametrize(("others", "written_before_the_app_ends"), [(0, 1), (3, 0)])
+def test_an_answer_is_written_at_once_only_when_no_other_request_is_in_flight(
+        others: int, written_before_the_app_ends: int) -> None:
+    _writes_seen.clear()
+    writes = _writes_for(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n", _answer_then_count_writes,
+                         others=others)
+    assert _writes_seen == [written_before_the_app_ends]
+    assert len(writes) == 1 and writes[0].endswith(b"\r\n\r\nok")
+
+
+@pytest.mark.parametrize("others", [0, 3])
+def test_a_streams_head_leaves_with_its_first_chunk_then_one_write_per_iteration(
+        others: int) -> None:
+    writes = _writes_for(b"GET /stream HTTP/1.1\r\nhost: t\r\n\r\n", others=others)
     assert len(writes) == 4
     assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert writes[0].endswith(b"\r\n\r\n9\r\ndata: 0\n\n\r\n")
@@ -401,9 +459,10 @@ async def _first_words_then_the_rest(scope: Scope, receive: Any, send: Any) -> N
     await EventStreamResponse(batches(), _Lines())(scope, receive, send)
 
 
-def test_a_streams_first_batch_is_written_before_the_next_one_is_made() -> None:
+@pytest.mark.parametrize("others", [0, 3])
+def test_a_streams_first_batch_is_written_before_the_next_one_is_made(others: int) -> None:
     writes = _writes_for(b"GET /stream HTTP/1.1\r\nhost: t\r\n\r\n",
-                         _first_words_then_the_rest)
+                         _first_words_then_the_rest, others=others)
     assert len(writes) == 2
     assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     first = b"data: first\n\n"
