@@ -528,6 +528,33 @@ def test_errors_inside_the_stream_end_it(bad: Frame) -> None:
         assert events[-1].message == "overloaded"  # type: ignore[union-attr]
 
 
+def test_odd_chunks_keep_what_is_readable() -> None:
+    """Chunks whose choices, deltas or values have the wrong types: what can be read is."""
+    frames = [
+        chunk({"role": "assistant", "content": ""}, logprobs=None, obfuscation="x1"),
+        Frame('{"choices": "none", "usage": null}'),
+        Frame('{"choices": [7, {"index": 0, "delta": {"content": "a"}}]}'),
+        Frame('{"choices": [{"index": 1, "delta": {"content": "other choice"}}]}'),
+        Frame('{"choices": [{"index": 0, "delta": {"content": 5, "refusal": "b"}}]}'),
+        Frame('{"choices": [{"delta": {"content": "c", "role": "assistant"},'
+              ' "logprobs": {"content": [{"token": "c", "logprob": -0.1}]}}], "extra": [1, {}]}'),
+        Frame("  "),
+        Frame('{"choices": [{"index": 0, "delta": "d", "finish_reason": "length"}]}'),
+        Frame('{"choices": [], "x_groq": {"usage": {"prompt_tokens": 4,'
+              ' "completion_tokens": true}}}'),
+        Frame(" [DONE] "),
+        Frame('{"choices": [{"index": 0, "delta": {"content": "late"}}]}'),
+    ]
+    events = decode(frames)
+    assert events == [ir.MessageStart(id="c1", model="up"), ir.TextDelta("a"), ir.TextDelta("b"),
+                      ir.TextDelta("c"), ir.Finish("length"), ir.UsageReport(ir.Usage(4, 0))]
+
+
+def test_a_first_chunk_without_names_uses_the_asked_for_model() -> None:
+    events = decode([Frame('{"id": 5, "model": "", "choices": []}'), chunk({}, "stop")])
+    assert events[0] == ir.MessageStart(id="5", model="asked-for")
+
+
 def test_done_without_finish_reason_finishes() -> None:
     events = decode([chunk({"content": "Hi"}), Frame("[DONE]"), chunk({"content": "late"})])
     assert events[-1] == ir.Finish("stop") and len(events) == 3
