@@ -306,6 +306,7 @@ class StreamEncoder:
             self._head["usage"] = None  # as OpenAI does: null on every chunk but the last
         # `data: {head...,"choices":[{"index":0,"delta":` DELTA `,"logprobs":null,...}]}`
         self._open = b"data: " + orjson.dumps(self._head)[:-1] + b',"choices":[{"index":0,"delta":'
+        self._open_text = self._open + b'{"content":'
         self._include_usage = include_usage
         self._started = False
         self._finished = False
@@ -319,7 +320,7 @@ class StreamEncoder:
         if type(event) is TextDelta and self._started:  # nearly every event: the short way
             if not event.text:
                 return b""
-            return self._open + b'{"content":' + orjson.dumps(event.text) + b"}" + _NOT_FINISHED
+            return b"".join((self._open_text, orjson.dumps(event.text), _TEXT_NOT_FINISHED))
         if isinstance(event, StreamError):
             self._failed = True
             return _frame({"error": {"message": event.message, "type": event.type}})
@@ -360,6 +361,7 @@ class StreamEncoder:
 # The fixed parts of a chunk frame (see StreamEncoder).
 _ROLE_DELTA = b'{"role":"assistant","content":""}'
 _NOT_FINISHED = b',"logprobs":null,"finish_reason":null}]}\n\n'
+_TEXT_NOT_FINISHED = b"}" + _NOT_FINISHED
 
 
 def _frame(payload: dict[str, Any]) -> bytes:

@@ -144,7 +144,7 @@ class GenerateStreamEncoder:
             if not event.text:
                 return b""
             head = self._head or self._content_head()
-            return head + orjson.dumps(event.text) + b"}}\n\n"
+            return b"".join((head, orjson.dumps(event.text), b"}}\n\n"))
         if isinstance(event, ir.MessageStart) and event.model:
             self._model = event.model
             self._head = b""
