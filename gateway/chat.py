@@ -130,17 +130,30 @@ async def _decode(provider: Provider, response: UpstreamStream, model: str, atte
 _FIRST_WORDS = (ir.TextDelta, ir.ToolCallStart, ir.StreamError)
 
 
-def _through_first_words(frames: list[Frame], dec: StreamDecoder
-                         ) -> tuple[list[ir.StreamEvent], list[Frame], bool]:
-    """Decode `frames` up to the one that gives the first words; return the events so far,
-    the frames not decoded yet, and whether the first words were among the events."""
+def _through_first_words(chunk: bytes, parser: SSEParser | NDJSONParser, dec: StreamDecoder
+                         ) -> tuple[list[ir.StreamEvent], list[Frame], bytes, bool]:
+    """Parse and decode `chunk` event by event up to the one that gives the first words.
+
+    Returns the events so far, the frames parsed but not decoded yet, the bytes not parsed
+    yet, and whether the first words were among the events. A read can hold a whole answer:
+    what follows its first words is neither parsed nor decoded before they go out.
+    """
     events: list[ir.StreamEvent] = []
-    for n, frame in enumerate(frames):
-        new = dec.feed(frame)
-        events += new
-        if any(isinstance(event, _FIRST_WORDS) for event in new):
-            return events, frames[n + 1:], True
-    return events, [], False
+    boundary = parser.boundary
+    while chunk:
+        cut = chunk.find(boundary)
+        if cut < 0:
+            piece, chunk = chunk, b""
+        else:
+            cut += len(boundary)
+            piece, chunk = chunk[:cut], chunk[cut:]
+        frames = parser.feed(piece)
+        for n, frame in enumerate(frames):
+            new = dec.feed(frame)
+            events += new
+            if any(isinstance(event, _FIRST_WORDS) for event in new):
+                return events, frames[n + 1:], chunk, True
+    return events, [], b"", False
 
 
 async def _events(provider: Provider, response: UpstreamStream, parser: SSEParser | NDJSONParser,
@@ -154,16 +167,16 @@ async def _events(provider: Provider, response: UpstreamStream, parser: SSEParse
         spoken = False  # the answer's first words (or its failure) have been handed on
         async with aclosing(response.chunks()) as chunks:
             async for chunk in chunks:
-                frames = parser.feed(chunk)
-                if not spoken:
-                    # A read can hold a whole answer: its first words go on before the rest of
-                    # it is decoded, rather than waiting for all of it.
-                    early, frames, spoken = _through_first_words(frames, dec)
+                if spoken:
+                    frames = parser.feed(chunk)
+                else:
+                    early, frames, rest, spoken = _through_first_words(chunk, parser, dec)
                     if spoken:
                         first, early = early, []
                         yield first
                         if type(first[-1]) is ir.StreamError:
                             return
+                        frames += parser.feed(rest)
                 if response.at_eof():
                     break  # its events go out with the stream's end, below
                 batch = early + [event for frame in frames for event in dec.feed(frame)]

@@ -34,6 +34,9 @@ class SSEParser:
 
     __slots__ = ("_at_start", "_data", "_event", "_frame", "_partial", "_skip_lf")
 
+    boundary = b"\n\n"
+    """What ends nearly every event: input cut just after it gives whole events."""
+
     def __init__(self) -> None:
         self._frame = Frame
         # Pieces of the unfinished last line, joined only once it ends: a long line arriving
@@ -130,6 +133,9 @@ class NDJSONParser:
     """Splits a newline-delimited JSON body into one Frame per non-empty line."""
 
     __slots__ = ("_frame", "_partial")
+
+    boundary = b"\n"
+    """What ends every line."""
 
     def __init__(self) -> None:
         self._frame = Frame

@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 from gateway import chat, ir
 from gateway.chat import LastBatch
 from gateway.dialects.openai import DIALECT
-from gateway.streaming import SSEParser
+from gateway.streaming import Frame, SSEParser
 from tests.support.gateway import run_gateway
 from tests.support.server import RunningServer, serve
 
@@ -218,3 +218,49 @@ def test_the_first_words_of_a_read_go_on_ahead_of_the_rest_of_it() -> None:
     assert [e.text for e in rest if isinstance(e, ir.TextDelta)] == TOKENS[1:]
     assert any(isinstance(e, ir.Finish) for e in rest)
     assert any(isinstance(e, ir.UsageReport) for e in rest)
+
+
+class _RecordingParser(SSEParser):
+    """An SSE parser that notes what it is given."""
+
+    __slots__ = ("fed",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fed: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[Frame]:
+        self.fed.append(chunk)
+        return super().feed(chunk)
+
+
+def test_the_rest_of_a_read_is_not_even_parsed_before_the_first_words_go_on() -> None:
+    parser = _RecordingParser()
+    opening = _sse(_chunk({"role": "assistant", "content": ""})) + _sse(
+        _chunk({"content": TOKENS[0]}))
+    assert WHOLE.startswith(opening)
+
+    async def run() -> tuple[list[bytes], list[list[ir.StreamEvent]]]:
+        stream = chat._events(None, _OneRead(WHOLE),  # type: ignore[arg-type]
+                              parser, DIALECT.stream_decoder(model="gpt-4o-mini"))
+        first = await stream.__anext__()
+        fed_before = list(parser.fed)
+        return fed_before, [first] + [batch async for batch in stream]
+
+    fed_before, batches = asyncio.run(run())
+    assert b"".join(fed_before) == opening
+    assert b"".join(parser.fed) == WHOLE
+    assert [e.text for b in batches for e in b if isinstance(e, ir.TextDelta)] == TOKENS
+
+
+def test_a_read_with_crlf_events_is_decoded_whole_with_its_first_words_first() -> None:
+    whole = WHOLE.replace(b"\n", b"\r\n")
+
+    async def batches() -> list[list[ir.StreamEvent]]:
+        stream = chat._events(None, _OneRead(whole),  # type: ignore[arg-type]
+                              SSEParser(), DIALECT.stream_decoder(model="gpt-4o-mini"))
+        return [batch async for batch in stream]
+
+    first, rest = asyncio.run(batches())
+    assert first[-1] == ir.TextDelta(TOKENS[0])
+    assert [e.text for e in rest if isinstance(e, ir.TextDelta)] == TOKENS[1:]
