@@ -44,6 +44,7 @@ import re
 import urllib.parse
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import httptools
@@ -86,6 +87,7 @@ class Cycle:
         "chunked",
         "disconnected",
         "expect_100",
+        "gone",
         "head",
         "keep_alive",
         "length_left",
@@ -127,6 +129,7 @@ class Cycle:
         self.write_limit: tuple[float, type[BaseException]] | None = None
         self.body_limit: tuple[int, type[BaseException]] | None = None
         self.received = 0
+        self.gone: Callable[[], None] | None = None  # see `on_disconnect`
 
     # --- the parser's side ---------------------------------------------------------------
 
@@ -148,11 +151,24 @@ class Cycle:
         - `body`: a `receive` that would hand over more than this many body bytes in all
           raises it, once (chunked bodies included).
 
-        Offered to the app as `scope["extensions"]["gateway.limits"]`.
+        Offered to the app as `scope["extensions"]["gateway.cycle"]`.
         """
         self.read_limit = read
         self.write_limit = write
         self.body_limit = body
+
+    def on_disconnect(self, callback: Callable[[], None] | None) -> None:
+        """Call `callback` (once, at once) when the client leaves before the response is
+        complete; None forgets it. A client already gone is told about at once.
+
+        What a streamed response needs to stop when its client leaves, without a task
+        waiting on `receive` for the whole stream. Offered to the app as
+        `scope["extensions"]["gateway.cycle"]`.
+        """
+        self.gone = callback
+        if callback is not None and self.disconnected and not self.response_complete:
+            self.gone = None
+            callback()
 
     # --- ASGI ----------------------------------------------------------------------------
 
@@ -402,6 +418,9 @@ class HttpProtocol(asyncio.Protocol):
             if cycle is not None and not cycle.response_complete:
                 cycle.disconnected = True
                 cycle.wake()
+                gone, cycle.gone = cycle.gone, None
+                if gone is not None:
+                    gone()
         self.pipeline.clear()
         self.held = []
         self.waiting_head = None
@@ -524,7 +543,7 @@ class HttpProtocol(asyncio.Protocol):
             keep_alive=version != "1.0" and parser.should_keep_alive(),
             expect_100=self.expect_100,
         )
-        scope["extensions"] = {"gateway.limits": cycle}
+        scope["extensions"] = {"gateway.cycle": cycle}
         current = self.cycle
         self.cycle = cycle
         if current is None or current.response_complete:

@@ -13,7 +13,7 @@ write timeouts, and the request body's size.
 One layer rather than three: every layer costs a call and a wrapped `receive` and `send` per
 request, and these limits always run together. Served by the gateway's own protocol
 (`gateway.http11`), the timeouts and the byte count are handed to it
-(`scope["extensions"]["gateway.limits"]`) and enforced inside its `receive` and `send`, so
+(`scope["extensions"]["gateway.cycle"]`) and enforced inside its `receive` and `send`, so
 no wrapper is needed at all; under any other server, `receive` and `send` are wrapped.
 """
 
@@ -140,7 +140,7 @@ class RequestGuardMiddleware:
                         f"the request body is larger than the limit of {limit} bytes"))
                     return
         read_timeout, write_timeout = self.read_timeout, self.write_timeout
-        cycle = scope.get("extensions", {}).get("gateway.limits")
+        cycle = scope.get("extensions", {}).get("gateway.cycle")
         if cycle is not None:
             cycle.limit(**self._limits)
             await self._limited(scope, receive, send, receive, send,

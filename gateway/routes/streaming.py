@@ -55,13 +55,17 @@ class _Watch:
         self.running = True
         self.gone = False
 
+    def client_left(self) -> None:
+        """The client is gone: stop the stream if it is still running."""
+        if self.running:
+            self.gone = True
+            self.task.cancel()
+
     async def listen(self, receive: Receive) -> None:
         """Wait for the disconnect (the request body was read by the route)."""
         while (await receive())["type"] != "http.disconnect":
             pass
-        if self.running:
-            self.gone = True
-            self.task.cancel()
+        self.client_left()
 
 
 class EventStreamResponse(Response):
@@ -89,8 +93,14 @@ class EventStreamResponse(Response):
         task = asyncio.current_task()
         assert task is not None
         watch = _Watch(task)
-        # A plain task rather than a task group: it only ever cancels this one.
-        listener = asyncio.get_running_loop().create_task(watch.listen(receive))
+        # The gateway's own server tells of the disconnect itself; under another server a
+        # task waits for it (a plain task rather than a task group: it only cancels this one).
+        cycle = scope.get("extensions", {}).get("gateway.cycle")
+        listener = None
+        if cycle is not None:
+            cycle.on_disconnect(watch.client_left)
+        else:
+            listener = asyncio.get_running_loop().create_task(watch.listen(receive))
         try:
             await send({"type": "http.response.start", "status": self.status_code,
                         "headers": self.raw_headers})
@@ -104,7 +114,10 @@ class EventStreamResponse(Response):
             raise
         finally:
             watch.running = False
-            listener.cancel()
+            if listener is not None:
+                listener.cancel()
+            else:
+                cycle.on_disconnect(None)
             await self._batches.aclose()
 
     async def _pump(self, send: Send) -> bytes:

@@ -27,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 from gateway import chat, ir
 from gateway.chat import LastBatch
 from gateway.dialects.openai import DIALECT
+from gateway.routes.streaming import EventStreamResponse
 from gateway.streaming import Frame, SSEParser
 from tests.support.gateway import run_gateway
 from tests.support.server import RunningServer, serve
@@ -264,3 +265,42 @@ def test_a_read_with_crlf_events_is_decoded_whole_with_its_first_words_first() -
     first, rest = asyncio.run(batches())
     assert first[-1] == ir.TextDelta(TOKENS[0])
     assert [e.text for e in rest if isinstance(e, ir.TextDelta)] == TOKENS[1:]
+
+
+class _Lines:
+    """A stream encoder: each text event as one SSE event."""
+
+    def encode(self, event: ir.StreamEvent) -> bytes:
+        assert isinstance(event, ir.TextDelta)
+        return b"data: %b\n\n" % event.text.encode()
+
+    def finish(self) -> bytes:
+        return b"data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize("server", ["gateway", "httptools"])
+def test_a_stream_stops_when_its_client_leaves_under_either_server(server: str) -> None:
+    """The gateway's own server tells the response of the disconnect; under another server
+    a task waits for it on `receive`. Either way the stream's batches are closed."""
+    closed = threading.Event()
+
+    async def batches() -> Any:
+        try:
+            yield [ir.TextDelta("first")]
+            await asyncio.sleep(STALL_SECONDS)
+            yield [ir.TextDelta("never")]
+        finally:
+            closed.set()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await receive()
+            await EventStreamResponse(batches(), _Lines())(scope, receive, send)
+
+    options = {} if server == "gateway" else {"http": "httptools"}
+    with serve(app, **options) as running:
+        with httpx.stream("GET", running.url, timeout=10) as response:
+            for line in response.iter_lines():
+                if line == "data: first":
+                    break
+        assert closed.wait(5), "the stream went on after its client left"

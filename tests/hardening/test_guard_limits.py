@@ -1,6 +1,6 @@
 """The request guard's read, write and body limits, on both ways it enforces them.
 
-Served by the gateway's own protocol the limits are handed to it (`gateway.limits`) and
+Served by the gateway's own protocol the limits are handed to it (`gateway.cycle`) and
 enforced inside its `receive` and `send`; under any other server the guard wraps `receive`
 and `send` itself. Each test runs a small app behind the guard on both (the gateway's
 protocol, and uvicorn's httptools protocol) and talks raw HTTP to it.

@@ -319,6 +319,9 @@ def test_the_only_request_in_flight_is_answered_before_the_app_has_finished(
         server: RunningServer) -> None:
     echo.seen.clear()  # type: ignore[attr-defined]
     echo.answered.clear()  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while server.server.server_state.tasks and time.monotonic() < deadline:
+        time.sleep(0.01)  # the requests of earlier tests have all finished: this one is alone
     sock, buffer = connect(server), bytearray()
     sock.sendall(b"GET /answer-then-block HTTP/1.1\r\nhost: t\r\n\r\n")
     status, _, _ = read_response(sock, buffer)
@@ -469,3 +472,34 @@ def test_a_streams_first_batch_is_written_before_the_next_one_is_made(others: in
     rest = b"data: second\n\ndata: third\n\ndata: [DONE]\n\n"
     assert writes[0].endswith(b"\r\n\r\n%x\r\n%b\r\n" % (len(first), first))
     assert writes[1] == b"%x\r\n%b\r\n0\r\n\r\n" % (len(rest), rest)
+
+
+def test_on_disconnect_tells_of_a_client_leaving_and_of_one_already_gone() -> None:
+    calls: list[str] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        cycle = scope["extensions"]["gateway.cycle"]
+        await receive()
+        cycle.on_disconnect(lambda: calls.append("left"))
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        cycle.on_disconnect(lambda: calls.append("already gone"))
+
+    async def main() -> None:
+        protocol_class = server_config(Settings.from_env({})).http
+        assert isinstance(protocol_class, type) and issubclass(protocol_class, HttpProtocol)
+        config = uvicorn.Config(app=app, loop="asyncio", timeout_keep_alive=5)
+        config.load()
+        state = ServerState()
+        protocol = protocol_class(config=config, server_state=state, app_state={})
+        protocol.connection_made(Recorder())
+        protocol.data_received(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert calls == []
+        protocol.connection_lost(None)
+        assert calls == ["left"]  # told at once, from connection_lost
+        await asyncio.gather(*state.tasks)
+
+    asyncio.run(main())
+    assert calls == ["left", "already gone"]
