@@ -140,19 +140,17 @@ def _through_first_words(chunk: bytes, parser: SSEParser | NDJSONParser, dec: St
     """
     events: list[ir.StreamEvent] = []
     boundary = parser.boundary
-    while chunk:
-        cut = chunk.find(boundary)
-        if cut < 0:
-            piece, chunk = chunk, b""
-        else:
-            cut += len(boundary)
-            piece, chunk = chunk[:cut], chunk[cut:]
-        frames = parser.feed(piece)
+    start, size = 0, len(chunk)
+    while start < size:
+        cut = chunk.find(boundary, start)
+        end = size if cut < 0 else cut + len(boundary)
+        frames = parser.feed(chunk[start:end])
+        start = end
         for n, frame in enumerate(frames):
             new = dec.feed(frame)
             events += new
             if any(isinstance(event, _FIRST_WORDS) for event in new):
-                return events, frames[n + 1:], chunk, True
+                return events, frames[n + 1:], chunk[start:], True
     return events, [], b"", False
 
 

@@ -31,6 +31,7 @@ from gateway.routes.streaming import EventStreamResponse
 from gateway.streaming import Frame, SSEParser
 from tests.support.gateway import run_gateway
 from tests.support.server import RunningServer, serve
+from tests.support.streams import TextLines
 
 TOKENS = [f"[t{i:02d}] " for i in range(20)]
 STALL_SECONDS = 30.0  # bounded: the upstream gives up on its own even if nobody leaves
@@ -267,17 +268,6 @@ def test_a_read_with_crlf_events_is_decoded_whole_with_its_first_words_first() -
     assert [e.text for e in rest if isinstance(e, ir.TextDelta)] == TOKENS[1:]
 
 
-class _Lines:
-    """A stream encoder: each text event as one SSE event."""
-
-    def encode(self, event: ir.StreamEvent) -> bytes:
-        assert isinstance(event, ir.TextDelta)
-        return b"data: %b\n\n" % event.text.encode()
-
-    def finish(self) -> bytes:
-        return b"data: [DONE]\n\n"
-
-
 @pytest.mark.parametrize("server", ["gateway", "httptools"])
 def test_a_stream_stops_when_its_client_leaves_under_either_server(server: str) -> None:
     """The gateway's own server tells the response of the disconnect; under another server
@@ -295,7 +285,7 @@ def test_a_stream_stops_when_its_client_leaves_under_either_server(server: str) 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             await receive()
-            await EventStreamResponse(batches(), _Lines())(scope, receive, send)
+            await EventStreamResponse(batches(), TextLines())(scope, receive, send)
 
     options = {} if server == "gateway" else {"http": "httptools"}
     with serve(app, **options) as running:

@@ -26,6 +26,7 @@ from gateway.http11 import HttpProtocol
 from gateway.routes.streaming import EventStreamResponse
 from generated.settings import Settings
 from tests.support.server import RunningServer, serve
+from tests.support.streams import TextLines
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -380,17 +381,22 @@ class Recorder(asyncio.Transport):
         pass
 
 
+def _protocol(app: Any, state: ServerState) -> HttpProtocol:
+    """The gateway's protocol for one connection to `app`, as its server configures it."""
+    protocol_class = server_config(Settings.from_env({})).http
+    assert isinstance(protocol_class, type) and issubclass(protocol_class, HttpProtocol)
+    config = uvicorn.Config(app=app, loop="asyncio", timeout_keep_alive=5)
+    config.load()
+    return protocol_class(config=config, server_state=state, app_state={})
+
+
 def _writes_for(request: bytes, app: Any = echo, *, others: int = 0) -> list[bytes]:
     """The writes the protocol makes answering `request`, with `others` more requests in
     flight on the server (whose writes are held to the end of each loop iteration)."""
     async def main() -> list[bytes]:
-        protocol_class = server_config(Settings.from_env({})).http
-        assert isinstance(protocol_class, type) and issubclass(protocol_class, HttpProtocol)
-        config = uvicorn.Config(app=app, loop="asyncio", timeout_keep_alive=5)
-        config.load()
         state = ServerState()
         state.tasks.update(asyncio.get_running_loop().create_future() for _ in range(others))
-        protocol = protocol_class(config=config, server_state=state, app_state={})
+        protocol = _protocol(app, state)
         transport = Recorder.latest = Recorder()
         protocol.connection_made(transport)
         protocol.data_received(request)
@@ -441,17 +447,6 @@ def test_a_streams_head_leaves_with_its_first_chunk_then_one_write_per_iteration
     assert writes[1:] == [b"9\r\ndata: 1\n\n\r\n", b"9\r\ndata: 2\n\n\r\n", b"0\r\n\r\n"]
 
 
-class _Lines:
-    """A stream encoder: each text event as one SSE event."""
-
-    def encode(self, event: ir.StreamEvent) -> bytes:
-        assert isinstance(event, ir.TextDelta)
-        return b"data: %b\n\n" % event.text.encode()
-
-    def finish(self) -> bytes:
-        return b"data: [DONE]\n\n"
-
-
 async def _first_words_then_the_rest(scope: Scope, receive: Any, send: Any) -> None:
     """A stream whose batches are all ready at once, as when one upstream read held them."""
     async def batches() -> AsyncGenerator[list[ir.StreamEvent], None]:
@@ -459,7 +454,7 @@ async def _first_words_then_the_rest(scope: Scope, receive: Any, send: Any) -> N
         yield LastBatch([ir.TextDelta("second"), ir.TextDelta("third")])
 
     await receive()
-    await EventStreamResponse(batches(), _Lines())(scope, receive, send)
+    await EventStreamResponse(batches(), TextLines())(scope, receive, send)
 
 
 @pytest.mark.parametrize("others", [0, 3])
@@ -486,12 +481,8 @@ def test_on_disconnect_tells_of_a_client_leaving_and_of_one_already_gone() -> No
         cycle.on_disconnect(lambda: calls.append("already gone"))
 
     async def main() -> None:
-        protocol_class = server_config(Settings.from_env({})).http
-        assert isinstance(protocol_class, type) and issubclass(protocol_class, HttpProtocol)
-        config = uvicorn.Config(app=app, loop="asyncio", timeout_keep_alive=5)
-        config.load()
         state = ServerState()
-        protocol = protocol_class(config=config, server_state=state, app_state={})
+        protocol = _protocol(app, state)
         protocol.connection_made(Recorder())
         protocol.data_received(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
         for _ in range(5):
