@@ -21,6 +21,11 @@ from gateway.telemetry.redaction import Redactor
 ACCESS_LOGGER = "gateway.access"
 MAX_HELD_LINES = 256
 """Access-log lines held at most before they are written."""
+_REQUEST_PARTS_KEPT = 4096
+# The access-log fields the gateway makes itself, which cannot hold a secret: written as
+# they are (the request id only when the gateway made it).
+_TRUSTED = frozenset({"status", "duration_ms", "trace_id"})
+_TRUSTED_WITH_ID = _TRUSTED | {"request_id"}
 _access = logging.getLogger(ACCESS_LOGGER)
 
 # Attributes every LogRecord has; anything else on a record came in through `extra=`.
@@ -42,6 +47,9 @@ class JsonLineFormatter(logging.Formatter):
         super().__init__()
         self._redactor = redactor
         self._expected = expected
+        # Rendered parts of access lines by (method, path, provider, model): see
+        # `request_line`.
+        self._request_parts: dict[tuple[Any, ...], tuple[str, str]] = {}
 
     def format(self, record: logging.LogRecord) -> str:
         """The JSON line for `record` (without the newline)."""
@@ -64,19 +72,65 @@ class JsonLineFormatter(logging.Formatter):
     def access_line(self, fields: Mapping[str, Any],
                     trusted: Collection[str] = frozenset()) -> str:
         """What `format` gives for an access-log record with these `extra` fields, built
-        without a LogRecord (the access log is written once per request).
+        without a LogRecord.
 
         Fields named in `trusted` and numbers are written without redaction.
         """
-        redact = self._redactor.value
-        line: dict[str, Any] = {"ts": _timestamp(time.time()), "level": "info",
+        line: dict[str, Any] = {"ts": _now(), "level": "info",
                                 "logger": ACCESS_LOGGER, "msg": "request"}
-        for key, value in fields.items():
-            if value is None or key in trusted or type(value) in _NUMBERS:
-                line[key] = value
-            else:
-                line[key] = redact(value)
+        line.update(self._access_fields(fields, trusted))
         return orjson.dumps(line, default=self._redacted_str).decode()
+
+    def request_line(self, method: str | None, path: str, status: int, provider: str | None,
+                     model: str | None, duration_ms: float, request_id: str,
+                     callers_id: bool, trace_id: str | None) -> str:
+        """`access_line` of one request's fields, as `log_access` names them: the same text,
+        with what repeats from request to request (method, path, provider and model,
+        redacted) rendered once. `request_id` is redacted when it is the caller's; `status`,
+        `duration_ms` and `trace_id` are the gateway's own.
+        """
+        try:
+            parts = self._request_parts.get((method, path, provider, model))
+        except TypeError:  # a value that cannot be a key (a route set an odd model)
+            parts = None
+        if parts is None:
+            parts = self._render_request_parts(method, path, provider, model)
+            if parts is None:
+                return self.access_line(_request_fields(
+                    method, path, status, provider, model, duration_ms, request_id,
+                    trace_id), _TRUSTED_WITH_ID if not callers_id else _TRUSTED)
+        if callers_id:
+            request_id = orjson.dumps(self._redactor.text(request_id)).decode()
+        else:
+            request_id = f'"{request_id}"'
+        trace = "null" if trace_id is None else f'"{trace_id}"'
+        return (f'{{"ts":"{_now()}",{parts[0]}{status},{parts[1]}'
+                f'{orjson.dumps(duration_ms).decode()},"request_id":{request_id},'
+                f'"trace_id":{trace}}}')
+
+    def _render_request_parts(self, method: str | None, path: str, provider: str | None,
+                              model: str | None) -> tuple[str, str] | None:
+        """The JSON text of an access line from its level up to the status, and from the
+        provider up to the duration; None when the values cannot be kept as a key."""
+        fields = {"level": "info", "logger": ACCESS_LOGGER, "msg": "request",
+                  **self._access_fields({"method": method, "path": path}, ())}
+        head = orjson.dumps(fields, default=self._redacted_str).decode()[1:-1]
+        fields = self._access_fields({"provider": provider, "model": model}, ())
+        middle = orjson.dumps(fields, default=self._redacted_str).decode()[1:-1]
+        parts = (head + ',"status":', middle + ',"duration_ms":')
+        try:
+            if len(self._request_parts) >= _REQUEST_PARTS_KEPT:
+                self._request_parts.clear()
+            self._request_parts[(method, path, provider, model)] = parts
+        except TypeError:
+            return None
+        return parts
+
+    def _access_fields(self, fields: Mapping[str, Any], trusted: Collection[str]
+                       ) -> dict[str, Any]:
+        redact = self._redactor.value
+        return {key: value if value is None or key in trusted or type(value) in _NUMBERS
+                else redact(value) for key, value in fields.items()}
 
     def _redacted_str(self, value: object) -> str:
         """How orjson writes a value it cannot serialise itself."""
@@ -193,17 +247,28 @@ _second: tuple[int, str] = (0, "1970-01-01T00:00:00")
 def _timestamp(created: float) -> str:
     """`created` as ISO 8601 in UTC with milliseconds, the date and time formatted once per
     second (`datetime.isoformat(timespec="milliseconds")` gives the same text)."""
-    global _second
     fraction, whole = math.modf(created)  # split and rounded as datetime.fromtimestamp does
     micros = round(fraction * 1e6)
     second = int(whole)
     if micros >= 1_000_000:
         second, micros = second + 1, micros - 1_000_000
+    return _date_and_time(second) + _MILLISECONDS[micros // 1000]
+
+
+def _now() -> str:
+    """The time now, as `_timestamp` writes it (to the millisecond, not rounded up)."""
+    second, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+    return _date_and_time(second) + _MILLISECONDS[nanoseconds // 1_000_000]
+
+
+def _date_and_time(second: int) -> str:
+    """The date and time of `second` (since the epoch), formatted once per second."""
+    global _second
     cached = _second
     if cached[0] != second:
         cached = _second = (second, datetime.fromtimestamp(second, UTC).strftime(
             "%Y-%m-%dT%H:%M:%S"))
-    return cached[1] + _MILLISECONDS[micros // 1000]
+    return cached[1]
 
 
 def _sole_json_handler() -> _StdoutHandler | None:
@@ -231,18 +296,33 @@ def _sole_json_handler() -> _StdoutHandler | None:
     return handler
 
 
-def log_access(fields: Mapping[str, Any], *, trusted: Collection[str] = frozenset()) -> None:
+def log_access(method: str | None, path: str, status: int, provider: str | None, model: str | None,
+               duration_ms: float, request_id: str, callers_id: bool,
+               trace_id: str | None) -> None:
     """Write the access-log line for one finished request.
 
-    `trusted` names the fields the caller made itself and that cannot hold a secret (its
-    own ids, numbers); every other text is redacted.
+    `callers_id` tells whether `request_id` came from the caller (text to redact) or was
+    made by the gateway; the method, path, provider and model are redacted too.
     """
     if not _access.isEnabledFor(logging.INFO):
         return
     handler = _sole_json_handler()
     if handler is None:
-        _access.info("request", extra=dict(fields))
+        fields = _request_fields(method, path, status, provider, model, duration_ms,
+                                 request_id, trace_id)
+        _access.info("request", extra=fields)
         return
     formatter = handler.formatter
     assert isinstance(formatter, JsonLineFormatter)
-    handler.write_soon(formatter.access_line(fields, trusted) + handler.terminator)
+    handler.write_soon(formatter.request_line(method, path, status, provider, model,
+                                              duration_ms, request_id, callers_id, trace_id)
+                       + handler.terminator)
+
+
+def _request_fields(method: str | None, path: str, status: int, provider: str | None,
+                    model: str | None, duration_ms: float, request_id: str,
+                    trace_id: str | None) -> dict[str, Any]:
+    """An access line's fields, in the order they are written."""
+    return {"method": method, "path": path, "status": status, "provider": provider,
+            "model": model, "duration_ms": duration_ms, "request_id": request_id,
+            "trace_id": trace_id}

@@ -15,10 +15,6 @@ from gateway.telemetry.logs import log_access
 
 REQUEST_ID_HEADER = b"x-request-id"
 _MAX_TEMPLATES = 1024
-# Access-log fields the middleware makes itself, which cannot hold a secret: written as
-# they are. The method, path, provider, model and a caller's request id are redacted.
-_OWN_FIELDS = frozenset({"status", "duration_ms", "trace_id"})
-_OWN_FIELDS_AND_ID = _OWN_FIELDS | {"request_id"}
 # Visible ASCII with inner spaces allowed: safe in a header, a log line and a span.
 _VALID_REQUEST_ID = re.compile(r"[!-~](?:[ -~]{0,126}[!-~])?")
 
@@ -87,12 +83,9 @@ class TelemetryMiddleware:
             route = self._route(scope, path, root_path) if self.telemetry.enabled else None
             observation.finish(status=status, route=route, error_type=error_type,
                                duration=duration)
-            log_access({
-                "method": scope.get("method"), "path": path, "status": status,
-                "provider": state.get("provider"), "model": state.get("model"),
-                "duration_ms": round(duration * 1000, 3), "request_id": request_id,
-                "trace_id": observation.trace_id,
-            }, trusted=_OWN_FIELDS if callers_id else _OWN_FIELDS_AND_ID)
+            log_access(scope.get("method"), path, status, state.get("provider"),
+                       state.get("model"), round(duration * 1000, 3), request_id, callers_id,
+                       observation.trace_id)
 
     def _route(self, scope: Scope, path: str, root_path: str) -> str | None:
         explicit = scope.get("state", {}).get("route_template")

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from gateway.errors import UpstreamError
-from gateway.telemetry import Redactor, configure_logging
+from gateway.telemetry import Redactor, configure_logging, logs
 from tests.telemetry.conftest import SECRET, Live
 
 CLIENT_SECRET = "oidc-client-secret-value"
@@ -120,3 +120,31 @@ def test_exported_spans_are_scrubbed_even_if_a_caller_misuses_the_hooks(live: Li
     assert span.attributes["gen_ai.request.model"] == "key=[REDACTED]"
     assert span.status.description == "Bearer [REDACTED]"
     assert span.name == "chat key=[REDACTED]"
+
+
+@pytest.mark.parametrize(("method", "path", "provider", "model", "request_id", "callers"), [
+    ("POST", "/v1/chat/completions", "openai", "openai/gpt-4o", "0" * 32, False),
+    ("GET", "/missing", None, None, "f" * 32, False),
+    ("POST", f"/llms/{SECRET}/generate", "x", f"m-{SECRET}", f"rid {SECRET}", True),
+    ("PATCH", '/odd/"quoted"/\\/é/\u2028', "groq", "llama", 'id "with" quotes', True),
+    (None, "", "p", ["a", "list"], "rid-1", True),
+])
+def test_access_lines_are_the_json_lines_logging_would_write(
+        monkeypatch: pytest.MonkeyPatch, method: str | None, path: str, provider: str | None,
+        model: str | None, request_id: str, callers: bool) -> None:
+    """The access line rendered from its cached parts is, character for character, the
+    redacted JSON line built from its fields, on the first request and the next."""
+    monkeypatch.setattr(logs.time, "time_ns", lambda: 1769092764_123456789)
+    formatter = logs.JsonLineFormatter(Redactor([SECRET]))
+    fields = {"method": method, "path": path, "status": 201, "provider": provider,
+              "model": model, "duration_ms": 0.512, "request_id": request_id,
+              "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736" if callers else None}
+    trusted = {"status", "duration_ms", "trace_id", *(() if callers else ("request_id",))}
+    expected = formatter.access_line(fields, trusted)
+    for _ in range(2):
+        line = formatter.request_line(method, path, 201, provider, model, 0.512, request_id,
+                                      callers, fields["trace_id"])
+        assert line == expected
+    parsed = json.loads(line)
+    assert parsed["ts"] == "2026-01-22T14:39:24.123+00:00"
+    assert list(parsed)[4:] == list(fields) and SECRET not in line
