@@ -26,6 +26,11 @@ class HealthRecord:
     strikes: int = 0
 
 
+NO_FAILURE = HealthRecord()
+"""The record of a key without failures (records are never changed: one serves them all)."""
+_NO_FAILURES = (NO_FAILURE, 0.0)
+
+
 class StateBackend(Protocol):
     """The operations the router needs; each one is atomic on its own."""
 
@@ -110,7 +115,8 @@ class MemoryBackend:
 
     async def health(self, keys: Sequence[str]) -> list[HealthRecord]:
         """The records of `keys`."""
-        return [self._health.get(key, (HealthRecord(), 0.0))[0] for key in keys]
+        health = self._health
+        return [health.get(key, _NO_FAILURES)[0] for key in keys]
 
     async def health_keys(self) -> list[str]:
         """Every key with a record."""

@@ -17,6 +17,7 @@ from gateway.routing.backends import HealthRecord, StateBackend
 
 # A provider's own Retry-After is trusted up to this long (a daily quota says "tomorrow").
 MAX_RETRY_AFTER = 86400.0
+_LAYOUTS_KEPT = 1024
 
 
 def model_key(provider_id: str, model: str) -> str:
@@ -41,6 +42,15 @@ class Standing:
         return self.until > now
 
 
+CLEAR = Standing(0.0, 0)
+"""The standing of a candidate that has not failed."""
+
+
+def _standing(until: float, strikes: int) -> Standing:
+    """A standing; the shared `CLEAR` for most (a frozen object costs more to make)."""
+    return CLEAR if until == 0.0 and strikes == 0 else Standing(until, strikes)
+
+
 class Cooldowns:
     """Failure counts and cooldowns, kept in the state backend."""
 
@@ -50,15 +60,30 @@ class Cooldowns:
         self._clock = clock
         self.base = base
         self.cap = cap
+        self._layouts: dict[tuple[tuple[str, str], ...], tuple[list[str], list[int]]] = {}
 
     async def standings(self, pairs: Sequence[tuple[str, str]]) -> list[Standing]:
         """The standing of each (provider, model), counting provider-wide cooldowns."""
-        keys = [model_key(p, m) for p, m in pairs]
-        providers = sorted({p for p, _ in pairs})
-        records = await self._backend.health(keys + [provider_key(p) for p in providers])
-        whole = dict(zip(providers, records[len(keys):], strict=True))
-        return [Standing(max(rec.until, whole[p].until), rec.strikes)
-                for (p, _), rec in zip(pairs, records[:len(keys)], strict=True)]
+        pairs = tuple(pairs)
+        layout = self._layouts.get(pairs)
+        if layout is None:
+            layout = self._layout(pairs)
+        keys, wholes = layout
+        records = await self._backend.health(keys)
+        return [_standing(max(records[index].until, records[whole].until),
+                          records[index].strikes) for index, whole in enumerate(wholes)]
+
+    def _layout(self, pairs: tuple[tuple[str, str], ...]) -> tuple[list[str], list[int]]:
+        """The health keys to read for `pairs`: each pair's, then each provider's once; and
+        for each pair, where its provider's record is among them. Kept by `pairs` (the
+        router asks for the same few plans again and again)."""
+        providers = sorted({provider for provider, _ in pairs})
+        keys = [model_key(p, m) for p, m in pairs] + [provider_key(p) for p in providers]
+        wholes = [len(pairs) + providers.index(provider) for provider, _ in pairs]
+        if len(self._layouts) >= _LAYOUTS_KEPT:
+            self._layouts.clear()
+        layout = self._layouts[pairs] = (keys, wholes)
+        return layout
 
     async def fail(self, provider_id: str, model: str, *, retry_after: float | None,
                    long: bool = False, whole_provider: bool = False) -> float:

@@ -9,6 +9,8 @@ import pytest
 
 from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.routing import NoModelAvailable
+from gateway.routing.backends import MemoryBackend
+from gateway.routing.health import Cooldowns
 from tests.routing.conftest import (
     FakeClock,
     RecordingSleep,
@@ -150,6 +152,24 @@ async def test_insufficient_quota_is_not_retried_and_cools_the_whole_provider(
             await router.complete(chat(), requested_model="openai/gpt-4o")
     assert calls(simulators["openai"]) == 1
     assert caught.value.status == 429 and caught.value.retry_after is not None
+
+
+async def test_standings_count_each_models_and_its_providers_cooldowns() -> None:
+    """Pairs of several providers, in any order, each get their model's record and their
+    provider's account-wide cooldown; the same pairs asked again read the same."""
+    clock = FakeClock()
+    cooldowns = Cooldowns(MemoryBackend(clock), clock, base=1.0, cap=60.0)
+    pairs = [("groq", "a"), ("openai", "x"), ("groq", "b"), ("openai", "y"), ("groq", "c")]
+    assert [s.cooling(clock()) for s in await cooldowns.standings(pairs)] == [False] * 5
+    model_until = await cooldowns.fail("openai", "y", retry_after=30.0)
+    account_until = await cooldowns.fail("groq", "b", retry_after=5.0, whole_provider=True)
+    for asked in (pairs, tuple(pairs), pairs[::-1][::-1]):
+        standings = await cooldowns.standings(asked)
+        assert [s.until for s in standings] == [account_until, 0.0, account_until, model_until,
+                                                account_until]
+        assert [s.strikes for s in standings] == [0, 0, 0, 1, 0]
+    assert [s.until for s in await cooldowns.standings([("openai", "x"), ("openai", "y")])] \
+        == [0.0, model_until]
 
 
 async def test_never_more_calls_than_retries_times_candidates(simulators, routing_file,
