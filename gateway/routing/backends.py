@@ -26,9 +26,8 @@ class HealthRecord:
     strikes: int = 0
 
 
-NO_FAILURE = HealthRecord()
-"""The record of a key without failures (records are never changed: one serves them all)."""
-_NO_FAILURES = (NO_FAILURE, 0.0)
+# The entry of a key without failures (records are never changed: one serves them all).
+_NO_FAILURES = (HealthRecord(), 0.0)
 
 
 class StateBackend(Protocol):

@@ -42,13 +42,12 @@ class Standing:
         return self.until > now
 
 
-CLEAR = Standing(0.0, 0)
-"""The standing of a candidate that has not failed."""
+_CLEAR = Standing(0.0, 0)  # the standing of a candidate that has not failed
 
 
 def _standing(until: float, strikes: int) -> Standing:
-    """A standing; the shared `CLEAR` for most (a frozen object costs more to make)."""
-    return CLEAR if until == 0.0 and strikes == 0 else Standing(until, strikes)
+    """A standing; the shared `_CLEAR` for most (a frozen object costs more to make)."""
+    return _CLEAR if until == 0.0 and strikes == 0 else Standing(until, strikes)
 
 
 class Cooldowns:

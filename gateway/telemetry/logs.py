@@ -89,16 +89,15 @@ class JsonLineFormatter(logging.Formatter):
         redacted) rendered once. `request_id` is redacted when it is the caller's; `status`,
         `duration_ms` and `trace_id` are the gateway's own.
         """
+        key = (method, path, provider, model)
         try:
-            parts = self._request_parts.get((method, path, provider, model))
+            parts = self._request_parts.get(key)
         except TypeError:  # a value that cannot be a key (a route set an odd model)
-            parts = None
+            return self.access_line(_request_fields(
+                method, path, status, provider, model, duration_ms, request_id, trace_id),
+                _TRUSTED if callers_id else _TRUSTED_WITH_ID)
         if parts is None:
-            parts = self._render_request_parts(method, path, provider, model)
-            if parts is None:
-                return self.access_line(_request_fields(
-                    method, path, status, provider, model, duration_ms, request_id,
-                    trace_id), _TRUSTED_WITH_ID if not callers_id else _TRUSTED)
+            parts = self._render_request_parts(key)
         if callers_id:
             request_id = orjson.dumps(self._redactor.text(request_id)).decode()
         else:
@@ -108,22 +107,18 @@ class JsonLineFormatter(logging.Formatter):
                 f'{orjson.dumps(duration_ms).decode()},"request_id":{request_id},'
                 f'"trace_id":{trace}}}')
 
-    def _render_request_parts(self, method: str | None, path: str, provider: str | None,
-                              model: str | None) -> tuple[str, str] | None:
+    def _render_request_parts(self, key: tuple[Any, ...]) -> tuple[str, str]:
         """The JSON text of an access line from its level up to the status, and from the
-        provider up to the duration; None when the values cannot be kept as a key."""
+        provider up to the duration, for `key` (method, path, provider, model); kept."""
+        method, path, provider, model = key
         fields = {"level": "info", "logger": ACCESS_LOGGER, "msg": "request",
                   **self._access_fields({"method": method, "path": path}, ())}
         head = orjson.dumps(fields, default=self._redacted_str).decode()[1:-1]
         fields = self._access_fields({"provider": provider, "model": model}, ())
         middle = orjson.dumps(fields, default=self._redacted_str).decode()[1:-1]
-        parts = (head + ',"status":', middle + ',"duration_ms":')
-        try:
-            if len(self._request_parts) >= _REQUEST_PARTS_KEPT:
-                self._request_parts.clear()
-            self._request_parts[(method, path, provider, model)] = parts
-        except TypeError:
-            return None
+        if len(self._request_parts) >= _REQUEST_PARTS_KEPT:
+            self._request_parts.clear()
+        parts = self._request_parts[key] = (head + ',"status":', middle + ',"duration_ms":')
         return parts
 
     def _access_fields(self, fields: Mapping[str, Any], trusted: Collection[str]
