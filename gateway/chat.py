@@ -106,17 +106,18 @@ async def _decode(provider: Provider, response: UpstreamStream, model: str, atte
     try:
         async for batch in _events(provider, response, parser, decoder):
             for event in batch:
-                if isinstance(event, (ir.TextDelta, ir.ToolCallStart)):
+                kind = type(event)  # the events are final classes (see gateway.ir)
+                if kind is ir.TextDelta or kind is ir.ToolCallStart:
                     if first_token:
                         first_token = False
                         attempt.first_token()
-                elif isinstance(event, ir.UsageReport):
+                elif type(event) is ir.UsageReport:
                     usage = event.usage
-                elif isinstance(event, ir.Finish):
+                elif type(event) is ir.Finish:
                     finish.append(event.reason)
-                elif isinstance(event, ir.MessageStart):
+                elif type(event) is ir.MessageStart:
                     answered_model = event.model or model
-                elif isinstance(event, ir.StreamError):
+                elif type(event) is ir.StreamError:
                     attempt.set_error(event.type)
             yield batch
         attempt.set_response(answered_model, usage.input_tokens if usage else None,
@@ -127,7 +128,7 @@ async def _decode(provider: Provider, response: UpstreamStream, model: str, atte
 
 
 # What ends the wait for an answer's first words: its first text or tool call, or a failure.
-_FIRST_WORDS = (ir.TextDelta, ir.ToolCallStart, ir.StreamError)
+_FIRST_WORDS = frozenset((ir.TextDelta, ir.ToolCallStart, ir.StreamError))
 
 
 def _through_first_words(chunk: bytes, parser: SSEParser | NDJSONParser, dec: StreamDecoder
@@ -149,7 +150,7 @@ def _through_first_words(chunk: bytes, parser: SSEParser | NDJSONParser, dec: St
         for n, frame in enumerate(frames):
             new = dec.feed(frame)
             events += new
-            if any(isinstance(event, _FIRST_WORDS) for event in new):
+            if any(type(event) in _FIRST_WORDS for event in new):
                 return events, frames[n + 1:], chunk[start:], True
     return events, [], b"", False
 
@@ -177,15 +178,14 @@ async def _events(provider: Provider, response: UpstreamStream, parser: SSEParse
                         frames += parser.feed(rest)
                 if response.at_eof():
                     break  # its events go out with the stream's end, below
-                batch = early + [event for frame in frames for event in dec.feed(frame)]
+                batch = early + dec.feed_all(frames)
                 frames, early = [], []
                 if batch:
                     yield batch
                     if type(batch[-1]) is ir.StreamError:
                         return
         frames += parser.close()
-        yield LastBatch(early + [event for frame in frames for event in dec.feed(frame)]
-                        + dec.close())
+        yield LastBatch(early + dec.feed_all(frames) + dec.close())
     except UpstreamError as exc:
         yield [ir.StreamError(exc.message, type=exc.code)]
     except READ_ERRORS:

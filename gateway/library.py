@@ -97,9 +97,9 @@ class BoundModel:
         async with aclosing(routed.batches) as batches:
             async for batch in batches:
                 for event in batch:
-                    if isinstance(event, ir.TextDelta) and event.text:
+                    if type(event) is ir.TextDelta and event.text:
                         yield event.text
-                    elif isinstance(event, ir.StreamError):
+                    elif type(event) is ir.StreamError:
                         raise UpstreamError(event.message, provider=routed.provider_id,
                                             code=event.type)
 

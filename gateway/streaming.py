@@ -11,15 +11,15 @@ writers without an import cycle through `gateway.dialects`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 
-@dataclass(slots=True)
-class Frame:
+class Frame(msgspec.Struct, gc=False):
     """One decoded unit of a stream: an SSE event or an NDJSON line.
 
     For SSE, `event` is the event name (or None) and `data` the joined data lines.
-    For NDJSON, `event` is None and `data` is the line.
+    For NDJSON, `event` is None and `data` is the line. One is made per event, so it is a
+    msgspec Struct (made in C; it holds only strings, so the cycle collector need not track it).
     """
 
     data: str
@@ -92,10 +92,19 @@ class SSEParser:
         every event of every stream is, becomes a Frame at once; anything else goes through
         `_lines`, line by line.
         """
+        frame = self._frame
+        if (text.startswith("data: ") and text.endswith("\n\n") and not self._data
+                and self._event is None):
+            # Most reads: whole events of one `data: ` line each. Split at the blank line and
+            # the next event's `data: `, that gives each event's data, unless a piece still
+            # holds a newline (some event is more than one data line, or not data at all).
+            # (Joined and searched at once: `str.count` and a search per piece cost 3-7x more.)
+            payloads = text[6:-2].split("\n\ndata: ")
+            if "\n" not in "".join(payloads):
+                return [frame(data, None) for data in payloads]
         frames: list[Frame] = []
         blocks = text.split("\n\n")
         last = blocks.pop()  # after the last blank line: lines of an event still open
-        frame = self._frame
         for block in blocks:
             if (block.startswith("data: ") and "\n" not in block and not self._data
                     and self._event is None):

@@ -161,6 +161,20 @@ SSE_CASES = [
     ("close flushes an unterminated event", [b"data: a\n"], [Frame("a")]),
     ("close flushes an unterminated line", [b"data: a\n\ndata: b"], [Frame("a"), Frame("b")]),
     ("empty chunks", [b"", b"data: a\n", b"", b"\n"], [Frame("a")]),
+    # Reads of whole one-line `data: ` events take a short way; these are nearly that.
+    ("data: events only", [b"data: a\n\ndata: b\n\ndata: \n\n"],
+     [Frame("a"), Frame("b"), Frame("")]),
+    ("a later data line without its space", [b"data: a\n\ndata:b\n\n"], [Frame("a"), Frame("b")]),
+    ("a later event named", [b"data: a\n\nevent: x\ndata: b\n\n"], [Frame("a"), Frame("b", "x")]),
+    ("two data lines", [b"data: a\ndata: b\n\ndata: c\n\n"], [Frame("a\nb"), Frame("c")]),
+    ("a comment between", [b"data: a\n\n: hi\n\ndata: b\n\n"], [Frame("a"), Frame("b")]),
+    ("extra blank lines", [b"data: a\n\n\n\ndata: b\n\n\n"], [Frame("a"), Frame("b")]),
+    ("data: inside a value", [b"data: a data: b\n\n"], [Frame("a data: b")]),
+    ("an event name pending", [b"event: x\n", b"data: a\n\ndata: b\n\n"],
+     [Frame("a", "x"), Frame("b")]),
+    ("a data line pending", [b"data: a\n", b"data: b\n\ndata: c\n\n"],
+     [Frame("a\nb"), Frame("c")]),
+    ("a last event open", [b"data: a\n\ndata: b\n", b"\n"], [Frame("a"), Frame("b")]),
 ]
 
 
@@ -168,6 +182,21 @@ SSE_CASES = [
                          ids=[c[0] for c in SSE_CASES])
 def test_sse_rules(chunks: list[bytes], expected: list[Frame]) -> None:
     assert run(SSEParser(), chunks) == expected
+
+
+SSE_LINES = ["data: a", "data:b", "data: ", "data:", "data: data: c", "event: e", "event:",
+             ": note", "id: 1", "", "", "", "", "data: {\"x\": \"d\\n\"}"]
+
+
+def test_sse_random_streams_match_reference() -> None:
+    """Streams mixing one-line data events with every other kind of line, whole and cut,
+    read as the naive reference reads them (the short way for data-only reads included)."""
+    rng = random.Random(6)
+    for _ in range(3000):
+        lines = [rng.choice(SSE_LINES) for _ in range(rng.randint(1, 12))]
+        raw = ("\n".join(lines) + "\n\n").encode()
+        assert run(SSEParser(), [raw]) == reference_sse(raw), lines
+        assert run(SSEParser(), random_chunks(raw, rng, 9)) == reference_sse(raw), lines
 
 
 def test_sse_feed_returns_frames_as_soon_as_complete() -> None:

@@ -16,6 +16,7 @@ from gateway.dialects.base import (
     Frame,
     Framing,
     ModelInfo,
+    StreamDecoder,
     compact_json,
     epoch_seconds,
     sampling,
@@ -251,7 +252,7 @@ def _parse_error(status: int, body: Any) -> ErrorInfo:
     return ErrorInfo(message=f"Anthropic answered HTTP {status}")
 
 
-class AnthropicStreamDecoder:
+class AnthropicStreamDecoder(StreamDecoder):
     """Decodes one Anthropic SSE stream into IR events."""
 
     def __init__(self, *, model: str) -> None:

@@ -324,29 +324,29 @@ class StreamEncoder:
             # Nearly every event: more text for the open text block, from prebuilt bytes
             # (the same bytes as serialising the whole event).
             return self._text_head + orjson.dumps(event.text) + b"}}\n\n"
-        if isinstance(event, StreamError):
+        if type(event) is StreamError:  # the events are final classes (see gateway.ir)
             self._done = True
             return _sse({"type": "error", "error": {"type": _error_type(500, event.type),
                                                      "message": event.message}})
         out = self._start()
-        if isinstance(event, TextDelta) and event.text:
+        if type(event) is TextDelta and event.text:
             if self._open is None or self._open[0] != "text":
                 out += self._open_block("text", {"type": "text", "text": ""})
                 delta = self._delta(self._blocks - 1, {"type": "text_delta", "text": ""})
                 self._text_head = delta[:delta.rindex(b'""}}')]
             out += self._delta(self._blocks - 1, {"type": "text_delta", "text": event.text})
-        elif isinstance(event, ToolCallStart):
+        elif type(event) is ToolCallStart:
             out += self._start_tool(event.index, event.id, event.name)
-        elif isinstance(event, ToolCallDelta) and event.arguments:
+        elif type(event) is ToolCallDelta and event.arguments:
             if event.index not in self._tool_blocks:
                 out += self._start_tool(event.index, "", "")
             # A closed block cannot reopen; a late fragment still names its own block.
             out += self._delta(self._tool_blocks[event.index],
                                {"type": "input_json_delta", "partial_json": event.arguments})
-        elif isinstance(event, Finish):
+        elif type(event) is Finish:
             out += self._close_block()
             self._stop_reason = _STOP_OUT[event.reason]
-        elif isinstance(event, UsageReport):
+        elif type(event) is UsageReport:
             self._usage = event.usage
             if self._stop_reason is not None:
                 out += self._end()

@@ -8,6 +8,7 @@ live in `gateway.upstream`; framing (SSE, NDJSON) lives in `gateway.streaming`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Protocol, TypedDict
@@ -42,11 +43,21 @@ class ErrorInfo:
 
 
 class StreamDecoder(Protocol):
-    """Turns one stream's frames into internal stream events; one instance per stream."""
+    """Turns one stream's frames into internal stream events; one instance per stream.
+
+    The decoders subclass it for `feed_all`, which one may replace with a single loop.
+    """
 
     def feed(self, frame: Frame) -> list[StreamEvent]:
         """Decode one frame; may return no events (pings, keep-alives)."""
         ...
+
+    def feed_all(self, frames: Iterable[Frame]) -> list[StreamEvent]:
+        """Decode frames in order: the events of `feed` of each, joined."""
+        events: list[StreamEvent] = []
+        for frame in frames:
+            events += self.feed(frame)
+        return events
 
     def close(self) -> list[StreamEvent]:
         """Called at end of input; returns trailing events, or a StreamError if cut short."""

@@ -18,6 +18,7 @@ from gateway.dialects.base import (
     Frame,
     Framing,
     ModelInfo,
+    StreamDecoder,
     compact_json,
     epoch_seconds,
     sampling,
@@ -200,7 +201,7 @@ def _response_format(response_format: dict[str, Any] | None) -> dict[str, Any] |
 # --- stream ----------------------------------------------------------------------------------
 
 
-class CloudflareStreamDecoder:
+class CloudflareStreamDecoder(StreamDecoder):
     """Decodes one `/ai/run` SSE answer, in the native or the OpenAI-chunk style, into events."""
 
     def __init__(self, model: str) -> None:

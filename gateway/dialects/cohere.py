@@ -211,7 +211,7 @@ def _nested(payload: dict[str, Any], *keys: str) -> Any:
 # --- stream ----------------------------------------------------------------------------------
 
 
-class CohereStreamDecoder:
+class CohereStreamDecoder(StreamDecoder):
     """Decodes Cohere's named SSE events into IR stream events."""
 
     def __init__(self, model: str) -> None:

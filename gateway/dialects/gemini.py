@@ -323,7 +323,7 @@ def _retry_after(details: Any) -> float | None:
 # --- stream ----------------------------------------------------------------------------------
 
 
-class GeminiStreamDecoder:
+class GeminiStreamDecoder(StreamDecoder):
     """Decodes `alt=sse` frames; finish and usage are held back until EOF."""
 
     def __init__(self, model: str) -> None:

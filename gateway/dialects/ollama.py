@@ -16,6 +16,7 @@ from gateway.dialects.base import (
     Frame,
     Framing,
     ModelInfo,
+    StreamDecoder,
     compact_json,
     epoch_seconds,
     sampling,
@@ -201,7 +202,7 @@ def _merge(body: dict[str, Any], extra: dict[str, Any]) -> None:
 # --- stream ----------------------------------------------------------------------------------
 
 
-class OllamaStreamDecoder:
+class OllamaStreamDecoder(StreamDecoder):
     """Decodes one NDJSON answer of `/api/chat` (or `/api/generate`) into IR stream events."""
 
     def __init__(self, model: str) -> None:

@@ -7,12 +7,21 @@ The IR's `response_format` uses OpenAI's shape, so it crosses this dialect uncha
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import msgspec
 import orjson
 
-from gateway.dialects.base import ErrorInfo, Frame, Framing, ModelInfo, compact_json, sampling
+from gateway.dialects.base import (
+    ErrorInfo,
+    Frame,
+    Framing,
+    ModelInfo,
+    StreamDecoder,
+    compact_json,
+    sampling,
+)
 from gateway.ir import (
     ChatRequest,
     ChatResponse,
@@ -205,7 +214,7 @@ def _tolerant_chunk(chunk: dict[str, Any]) -> _FirstChunk:
     return msgspec.convert(chunk, _FirstChunk)
 
 
-class OpenAIStreamDecoder:
+class OpenAIStreamDecoder(StreamDecoder):
     """Decodes one stream of `chat.completion.chunk` frames into IR events.
 
     Nearly every frame is a chunk with a little text, and most of its bytes are fields the
@@ -226,38 +235,57 @@ class OpenAIStreamDecoder:
 
     def feed(self, frame: Frame) -> list[StreamEvent]:
         """Decode one SSE event."""
-        data = frame.data
-        if self._closed:
-            return []
-        if data == "[DONE]":
-            return self._end()
-        try:
-            chunk = (_read_chunk if self._started else _read_first_chunk)(data)
-        except msgspec.DecodeError:  # not JSON, or not shaped like a chunk: the slow way
+        return self.feed_all((frame,))
+
+    def feed_all(self, frames: Iterable[Frame]) -> list[StreamEvent]:
+        """Decode SSE events in order (one loop for the many events of one read)."""
+        events: list[StreamEvent] = []
+        for frame in frames:
+            if self._closed:
+                break
+            data = frame.data
+            if data == "[DONE]":
+                events += self._end()
+                break
             try:
-                parsed = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                data = data.strip()
-                if not data:
-                    return []
-                if data == "[DONE]":
-                    return self._end()
-                return self._fail(_MALFORMED_CHUNK)
-            if type(parsed) is not dict:
-                return self._fail(_MALFORMED_CHUNK)
-            chunk = _tolerant_chunk(parsed)
-        if chunk.error:
-            return self._fail(_error_message(chunk.error))
-        events = [] if self._started else self._begin(chunk)
-        for choice in chunk.choices or ():
-            if choice.index == 0:
-                self._choice(choice, events)
-        # Usage is held back: some servers repeat it (Groq: in x_groq, then in a usage chunk).
-        if chunk.usage is not None or chunk.x_groq is not None:
-            usage = _usage_of(chunk.usage, chunk.x_groq)
-            if usage is not None:
-                self._usage = usage
+                chunk: _Chunk | None = (_read_chunk if self._started else _read_first_chunk)(data)
+            except msgspec.DecodeError:  # not JSON, or not shaped like a chunk: the slow way
+                chunk = self._reread(data, events)
+            if chunk is None:
+                continue
+            if chunk.error:
+                events += self._fail(_error_message(chunk.error))
+                break
+            if not self._started:
+                events += self._begin(chunk)
+            for choice in chunk.choices or ():
+                if choice.index == 0:
+                    self._choice(choice, events)
+            # Usage is held back: some servers repeat it (Groq: in x_groq, then in a usage
+            # chunk).
+            if chunk.usage is not None or chunk.x_groq is not None:
+                usage = _usage_of(chunk.usage, chunk.x_groq)
+                if usage is not None:
+                    self._usage = usage
         return events
+
+    def _reread(self, data: str, events: list[StreamEvent]) -> _FirstChunk | None:
+        """A frame msgspec refused: the chunk as far as it can be read, or None when the
+        frame is blank, [DONE] with spaces, or not a chunk at all (what follows from it is
+        added to `events`)."""
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            data = data.strip()
+            if data == "[DONE]":
+                events += self._end()
+            elif data:
+                events += self._fail(_MALFORMED_CHUNK)
+            return None
+        if type(parsed) is not dict:
+            events += self._fail(_MALFORMED_CHUNK)
+            return None
+        return _tolerant_chunk(parsed)
 
     def close(self) -> list[StreamEvent]:
         """End of input: the held-back usage, or an error if the answer was cut short."""

@@ -321,26 +321,26 @@ class StreamEncoder:
             if not event.text:
                 return b""
             return b"".join((self._open_text, orjson.dumps(event.text), _TEXT_NOT_FINISHED))
-        if isinstance(event, StreamError):
+        if type(event) is StreamError:  # the events are final classes (see gateway.ir)
             self._failed = True
             return _frame({"error": {"message": event.message, "type": event.type}})
         out = b"" if self._started else self._open + _ROLE_DELTA + _NOT_FINISHED
         self._started = True
-        if isinstance(event, TextDelta) and event.text:
+        if type(event) is TextDelta and event.text:
             out += self._chunk({"content": event.text})
-        elif isinstance(event, ToolCallStart):
+        elif type(event) is ToolCallStart:
             out += self._chunk({"tool_calls": [{
                 "index": event.index, "id": event.id, "type": "function",
                 "function": {"name": event.name, "arguments": ""},
             }]})
-        elif isinstance(event, ToolCallDelta) and event.arguments:
+        elif type(event) is ToolCallDelta and event.arguments:
             out += self._chunk({"tool_calls": [{
                 "index": event.index, "function": {"arguments": event.arguments},
             }]})
-        elif isinstance(event, Finish) and not self._finished:
+        elif type(event) is Finish and not self._finished:
             self._finished = True
             out += self._chunk({}, _OUT_FINISH.get(event.reason, event.reason))
-        elif isinstance(event, UsageReport):
+        elif type(event) is UsageReport:
             self._usage = event.usage
         return out
 

@@ -145,14 +145,14 @@ class GenerateStreamEncoder:
                 return b""
             head = self._head or self._content_head()
             return b"".join((head, orjson.dumps(event.text), b"}}\n\n"))
-        if isinstance(event, ir.MessageStart) and event.model:
+        if type(event) is ir.MessageStart and event.model:  # final classes (see gateway.ir)
             self._model = event.model
             self._head = b""
-        elif isinstance(event, ir.Finish):
+        elif type(event) is ir.Finish:
             self._finish = event.reason
-        elif isinstance(event, ir.UsageReport):
+        elif type(event) is ir.UsageReport:
             self._usage = event.usage
-        elif isinstance(event, ir.StreamError):
+        elif type(event) is ir.StreamError:
             return self._event({"error": event.message, "code": event.type,
                                 "provider": self._provider})
         return b""

@@ -147,20 +147,20 @@ class StreamAssembler:
 
     def add(self, event: ir.StreamEvent) -> None:
         """Take one event into account."""
-        if isinstance(event, ir.MessageStart):
+        if type(event) is ir.MessageStart:  # the events are final classes (see gateway.ir)
             self._answer.id, self._answer.model = event.id, event.model or self._answer.model
-        elif isinstance(event, ir.TextDelta):
+        elif type(event) is ir.TextDelta:
             self._text.append(event.text)
-        elif isinstance(event, ir.ToolCallStart):
+        elif type(event) is ir.ToolCallStart:
             self._calls[event.index] = ir.ToolCall(event.id, event.name, "")
-        elif isinstance(event, ir.ToolCallDelta) and event.index in self._calls:
+        elif type(event) is ir.ToolCallDelta and event.index in self._calls:
             self._calls[event.index].arguments += event.arguments
-        elif isinstance(event, ir.Finish):
+        elif type(event) is ir.Finish:
             self._finished = True
             self._answer.finish_reason = event.reason
-        elif isinstance(event, ir.UsageReport):
+        elif type(event) is ir.UsageReport:
             self._answer.usage = event.usage
-        elif isinstance(event, ir.StreamError):
+        elif type(event) is ir.StreamError:
             self._failed = True
 
     def result(self) -> ir.ChatResponse | None:

@@ -347,11 +347,11 @@ async def _peek(candidate: Candidate, batches: Batches) -> list[Batch]:
         async for batch in batches:
             head.append(batch)
             for event in batch:
-                if isinstance(event, ir.StreamError):
+                if type(event) is ir.StreamError:  # final classes (see gateway.ir)
                     raise UpstreamError(f"{candidate.provider_id} failed before its first "
                                         f"event: {event.message}",
                                         provider=candidate.provider_id, code=event.type)
-                if not isinstance(event, ir.MessageStart):
+                if type(event) is not ir.MessageStart:
                     return head
     except BaseException:
         await batches.aclose()

@@ -450,9 +450,20 @@ def frames_of(raw: bytes, rng: random.Random | None = None) -> list[Frame]:
 
 
 def decode(frames: list[Frame], model: str = "asked-for") -> list[ir.StreamEvent]:
+    """The events of `frames` fed one by one; fed all at once, and in random groups, they
+    must be the same."""
     decoder = DIALECT.stream_decoder(model=model)
-    events = [event for frame in frames for event in decoder.feed(frame)]
-    return events + decoder.close()
+    events = [event for frame in frames for event in decoder.feed(frame)] + decoder.close()
+    at_once = DIALECT.stream_decoder(model=model)
+    assert at_once.feed_all(frames) + at_once.close() == events
+    rng, grouped, at = random.Random(len(frames)), DIALECT.stream_decoder(model=model), 0
+    in_groups: list[ir.StreamEvent] = []
+    while at < len(frames):
+        size = rng.randint(1, 4)
+        in_groups += grouped.feed_all(frames[at:at + size])
+        at += size
+    assert in_groups + grouped.close() == events
+    return events
 
 
 def assemble(events: list[ir.StreamEvent]) -> tuple[str, list[tuple[str, str, str]], str,
