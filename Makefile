@@ -5,7 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell sha256sum requirements-dev.lock | cut -c1-16)
 NODE_STAMP := tests/oidc/node_modules/.installed
 BENCH_VENV  := bench/.peers/venv
-BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cat requirements.lock bench/requirements.txt | sha256sum | cut -c1-16)
+BENCH_GATEWAY_VENV := bench/.peers/gateway
+BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cat requirements.lock bench/requirements.txt bench/interpreter.py | sha256sum | cut -c1-16)
 
 .PHONY: run test check generate lock install clean bench bench-tools compare instructions redis-server fuzz soak
 
@@ -87,12 +88,18 @@ bench-tools:
 	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v taskset >/dev/null \
 		|| (apt-get update -q && apt-get install -y -q nginx-light wrk util-linux)
 
-# The bench's own venv: the project's locked runtime (for the floors) plus its tools.
-$(BENCH_STAMP): requirements.lock bench/requirements.txt
-	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+# The bench's own venvs, both made from the fastest CPython 3.11 on the machine
+# (bench/interpreter.py), remade when that changes: one with the project's locked runtime (for
+# the floors) plus the bench's tools, and one with the locked runtime alone, the gateway's.
+$(BENCH_STAMP): requirements.lock bench/requirements.txt bench/interpreter.py
+	base=$$($(PYTHON) -m bench.interpreter) && for venv in $(BENCH_VENV) $(BENCH_GATEWAY_VENV); do \
+		test "$$($$venv/bin/python -m bench.interpreter --base 2>/dev/null)" = "$$base" \
+		|| { rm -rf $$venv && $$base -m venv $$venv; } || exit 1; done
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes \
 		--no-deps -r requirements.lock
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(BENCH_GATEWAY_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes \
+		--no-deps -r requirements.lock
 	rm -f $(BENCH_VENV)/.installed-*
 	touch $@
 

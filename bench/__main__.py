@@ -16,12 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import peers, plan, run
+from bench import interpreter, peers, plan, run
 from bench.chart import draw
 from bench.mock import Mock, start_mock
 from bench.procs import LOAD_CORE
 from bench.report import render
-from bench.targets import ALL, BENCH_PYTHON, PROJECT_PYTHON, ROOT, Target
+from bench.targets import ALL, BENCH_PYTHON, GATEWAY_PYTHON, ROOT, Target
 
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -49,7 +49,7 @@ def machine() -> dict[str, Any]:
     mem_gb = int(meminfo[meminfo.index("MemTotal:") + 1]) / 1024 / 1024
     return {"cores": os.cpu_count(), "cpu": model, "memory_gb": round(mem_gb, 1),
             "kernel": platform.release(), "load_average_at_start": os.getloadavg(),
-            "busy_before_start": busy_share()}
+            "busy_before_start": busy_share(), "interpreters": interpreter.survey()}
 
 
 def versions() -> dict[str, str]:
@@ -58,7 +58,7 @@ def versions() -> dict[str, str]:
            "python": platform.python_version()}
     for name in ("starlette", "uvicorn", "httpx", "httpcore", "pydantic", "orjson", "uvloop",
                  "httptools"):
-        out[name] = peers.venv_package_version(PROJECT_PYTHON, name)
+        out[name] = peers.venv_package_version(GATEWAY_PYTHON, name)
     for name in ("aiohttp", "httpx-aiohttp", "py-spy", "matplotlib"):
         out[name] = peers.venv_package_version(BENCH_PYTHON, name)
     out["LiteLLM proxy"] = peers.LITELLM_VERSION

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.mock import MODEL, start_mock
 from bench.procs import free_port
-from bench.targets import BENCH_PYTHON, PROJECT_PYTHON, ROOT, gateway_env, telemetry_env
+from bench.targets import BENCH_PYTHON, GATEWAY_PYTHON, ROOT, gateway_env, telemetry_env
 
 WARM_UP = 300
 CONCURRENCY = 8
@@ -91,7 +91,7 @@ def measure(path: str, model: str, count: int, *, stream: bool, floor: bool,
         if floor:
             argv = [str(BENCH_PYTHON), "-m", "bench.floors", "aiohttp", str(port), upstream]
         else:
-            argv = [str(PROJECT_PYTHON), "-m", "gateway"]
+            argv = [str(GATEWAY_PYTHON), "-m", "gateway"]
         out = work / "callgrind.out"
         # Telemetry as the bench's telemetry run has it: traces and metrics sent to the mock.
         extra = telemetry_env(mock.json_url) if telemetry else {}

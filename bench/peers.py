@@ -52,9 +52,11 @@ def ensure_litellm() -> str | None:
     """Install LiteLLM's proxy (pinned) into its venv once; a reason string if that fails."""
     venv = litellm_dir()
     stamp = venv / f".installed-{LITELLM_VERSION}"
+    python = venv / "bin" / "python"
+    if python.exists() and _base_of(python) != _base_of(Path(sys.executable)):
+        shutil.rmtree(venv)  # made from another interpreter than the bench's: made again
     if stamp.exists():
         return None
-    python = venv / "bin" / "python"
     uv = Path(sys.executable).with_name("uv")
     error = None
     if not python.exists():
@@ -69,6 +71,14 @@ def ensure_litellm() -> str | None:
     else:
         _install_errors["litellm"] = f"install failed: {error}"
     return error
+
+
+def _base_of(python: Path) -> str:
+    """The real executable a (venv's) Python runs on."""
+    done = subprocess.run([str(python), "-c", "import os, sys; "
+                           "print(os.path.realpath(sys._base_executable))"],
+                          capture_output=True, text=True, timeout=60)
+    return done.stdout.strip()
 
 
 def litellm_unavailable() -> str | None:

@@ -275,6 +275,17 @@ def _profile_lines(f: Figures) -> list[str]:
     return [*lines, ""]
 
 
+def _interpreter_lines(builds: list[dict[str, Any]]) -> list[str]:
+    """Which CPython the Python targets ran on, against the other builds found."""
+    if not builds:
+        return []
+    best, *others = builds
+    rest = "; ".join(f"{b['build']}: {_num(b['workload_ms'], 1)} ms" for b in others)
+    return [f"- Interpreter: the gateway, the floors and LiteLLM all run on {best['build']}, the "
+            f"fastest CPython 3.11 build found (`bench/interpreter.py`: a pure-Python workload "
+            f"in {_num(best['workload_ms'], 1)} ms" + (f"; {rest}" if rest else "") + ")."]
+
+
 def _setup_lines(r: Results) -> list[str]:
     m, plan = r["machine"], r["plan_detail"]
     cap = r.get("mock_capacity") or {}
@@ -286,6 +297,7 @@ def _setup_lines(r: Results) -> list[str]:
         f"with other work; load average {_num(m['load_average_at_start'][0], 2)} at start, "
         f"{_num(m.get('load_average_at_end', [None])[0], 2)} at end. Other work on the "
         "machine lowers every figure here; compare rows within one run.",
+        *_interpreter_lines(m.get("interpreters") or []),
         "- Placement (taskset): the target on core 0, one worker; the nginx mock, wrk and the "
         "stream client on core 1.",
         f"- Mock upstream: nginx (one worker) answering OpenAI's chat-completions format from "

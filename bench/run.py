@@ -36,7 +36,7 @@ from bench.streams import first_chunk_times, many_open_streams
 from bench.targets import (
     BENCH_PYTHON,
     GATEWAY,
-    PROJECT_PYTHON,
+    GATEWAY_PYTHON,
     ROOT,
     Route,
     Target,
@@ -212,7 +212,7 @@ def _start_workers(count: int, upstream: str, log_dir: Path) -> tuple[int, Proc]
     port = free_port()
     env = gateway_env(upstream, port, {"SERVER_WORKERS": str(count)})
     cores = ",".join([GATEWAY_CORE, LOAD_CORE][:count])
-    proc = start(f"gateway-{count}-workers", [str(PROJECT_PYTHON), "-m", "gateway"],
+    proc = start(f"gateway-{count}-workers", [str(GATEWAY_PYTHON), "-m", "gateway"],
                  core=cores, env=env, log_dir=log_dir, cwd=ROOT)
     wait_ready(proc, f"http://127.0.0.1:{port}/ready", body=None, headers={}, timeout=30)
     return port, proc

@@ -19,7 +19,8 @@ from bench.procs import GATEWAY_CORE, Proc, base_env, start
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_PYTHON = ROOT / "bench" / ".peers" / "venv" / "bin" / "python"
-PROJECT_PYTHON = ROOT / ".venv" / "bin" / "python"
+# The gateway runs on its locked runtime in a venv of the bench interpreter (bench/interpreter.py).
+GATEWAY_PYTHON = ROOT / "bench" / ".peers" / "gateway" / "bin" / "python"
 MESSAGES = [{"role": "user", "content": "Say hello to the benchmark."}]
 API_KEY = "sk-bench"
 
@@ -85,7 +86,7 @@ def launch_gateway(upstream: str, port: int, log_dir: Path, extra: Mapping[str, 
                    source: Path = ROOT) -> Proc:
     """`python -m gateway`, one worker, pinned to the gateway core; the package is imported
     from `source` (a checkout of another revision, for `bench.compare`)."""
-    return start("gateway", [str(PROJECT_PYTHON), "-m", "gateway"], core=GATEWAY_CORE,
+    return start("gateway", [str(GATEWAY_PYTHON), "-m", "gateway"], core=GATEWAY_CORE,
                  env=gateway_env(upstream, port, extra), log_dir=log_dir, cwd=source)
 
 
