@@ -95,23 +95,32 @@ def describe(path: str) -> str:
     return f"CPython {version}, libpython {'shared' if shared == 'True' else 'linked in'}"
 
 
-def survey() -> list[dict[str, object]]:
-    """Every usable build, fastest first: its description and workload time (ms)."""
-    found = timings()
+def survey(found: dict[str, float] | None = None) -> list[dict[str, object]]:
+    """Every usable build (of `found`, else timed now), fastest first: its description and
+    workload time (ms)."""
+    found = timings() if found is None else found
     return [{"build": describe(path), "workload_ms": round(1000 * seconds, 2)}
             for path, seconds in sorted(found.items(), key=lambda item: item[1])]
 
 
+def base_of(python: str) -> str:
+    """The real executable `python` (a venv's, or a plain one) runs on."""
+    done = subprocess.run([python, "-I", "-c", "import os, sys; "
+                           "print(os.path.realpath(sys._base_executable))"],
+                          capture_output=True, text=True, timeout=60)
+    return done.stdout.strip()
+
+
 def main(argv: list[str]) -> int:
     if "--base" in argv:  # the real executable this interpreter (or venv) runs on
-        print(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))
+        print(base_of(sys.executable))
         return 0
     found = timings()
     if not found:
         print(f"no CPython {VERSION[0]}.{VERSION[1]} that can make a venv", file=sys.stderr)
         return 1
     if "--report" in argv:
-        print(json.dumps(survey()))
+        print(json.dumps(survey(found)))
     else:
         print(min(found, key=found.__getitem__))
     return 0

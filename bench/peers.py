@@ -13,6 +13,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from bench.interpreter import base_of
 from bench.procs import GATEWAY_CORE, Proc, base_env, start
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +54,7 @@ def ensure_litellm() -> str | None:
     venv = litellm_dir()
     stamp = venv / f".installed-{LITELLM_VERSION}"
     python = venv / "bin" / "python"
-    if python.exists() and _base_of(python) != _base_of(Path(sys.executable)):
+    if python.exists() and base_of(str(python)) != base_of(sys.executable):
         shutil.rmtree(venv)  # made from another interpreter than the bench's: made again
     if stamp.exists():
         return None
@@ -71,14 +72,6 @@ def ensure_litellm() -> str | None:
     else:
         _install_errors["litellm"] = f"install failed: {error}"
     return error
-
-
-def _base_of(python: Path) -> str:
-    """The real executable a (venv's) Python runs on."""
-    done = subprocess.run([str(python), "-c", "import os, sys; "
-                           "print(os.path.realpath(sys._base_executable))"],
-                          capture_output=True, text=True, timeout=60)
-    return done.stdout.strip()
 
 
 def litellm_unavailable() -> str | None:
