@@ -47,6 +47,48 @@ KEEPALIVE_SECONDS = 15.0
 USER_AGENT = "llm-gateway"
 _BAD_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _BAD_NAME = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+
+
+class _HeadParts:
+    """Request lines and header lines already checked and written, by what they are made of.
+
+    At most `size` of each are kept (then they start afresh). The values of `volatile`
+    headers (trace context: new for every request) are checked each time and never kept.
+    """
+
+    def __init__(self, size: int = 1024,
+                 volatile: frozenset[str] = frozenset({"traceparent", "tracestate"})) -> None:
+        self.size = size
+        self.volatile = volatile
+        self.starts: dict[tuple[str, str, str], str] = {}
+        self.lines: dict[tuple[str, str], tuple[str, str]] = {}
+        self.names: dict[str, str] = {}  # valid names, lowered
+
+    def remember(self, kept: dict[Any, Any], key: Any, value: Any) -> Any:
+        """`kept[key] = value`, within the size."""
+        if len(kept) >= self.size:
+            kept.clear()
+        kept[key] = value
+        return value
+
+    def line(self, name: str, value: str) -> tuple[str, str]:
+        """The header line for `name` and `value`, and `name` lowered; ValueError for either
+        holding a character that could break the framing."""
+        lowered = self.names.get(name)
+        if lowered is None:
+            if _BAD_NAME.search(name):
+                raise ValueError(f"header {name[:40]!r} has a character that cannot be sent")
+            lowered = self.remember(self.names, name, name.lower())
+        # A printable value is fine, found at a third of a search's cost; tabs and other
+        # characters beyond ASCII are not printable, but allowed: the search tells.
+        if not value.isprintable() and _BAD_HEADER.search(value):
+            raise ValueError(f"header {name[:40]!r} has a character that cannot be sent")
+        known = (f"{name}: {value}\r\n", lowered)
+        if lowered not in self.volatile:
+            self.remember(self.lines, (name, value), known)
+        return known
+
+
 _DECODED = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
@@ -420,6 +462,7 @@ class Client:
         self._opening = 0
         self._waiters: list[asyncio.Future[None]] = []
         self._closed = False
+        self._head_parts = _HeadParts()
 
     async def __aenter__(self) -> Client:
         return self
@@ -439,16 +482,29 @@ class Client:
     def head_of(self, method: str, target: Target, headers: Iterable[tuple[str, str]],
                 body: bytes | None) -> bytes:
         """The request's head and body as they go on the wire; ValueError for a header that
-        could break the framing (a line break or a control character)."""
-        lines = [f"{method} {target.path} HTTP/1.1\r\nhost: {target.host_header}\r\n"]
+        could break the framing (a line break or a control character).
+
+        The same request lines and headers come back request after request (a provider's
+        URL and key): each is checked and written once, then kept (`_HeadParts`).
+        """
+        parts = self._head_parts
+        key = (method, target.path, target.host_header)
+        start = parts.starts.get(key)
+        if start is None:
+            start = parts.remember(parts.starts, key,
+                                   f"{method} {target.path} HTTP/1.1\r\nhost: "
+                                   f"{target.host_header}\r\n")
+        lines = [start]
         agent = encoding = False
-        for name, value in headers:
-            if _BAD_NAME.search(name) or _BAD_HEADER.search(value):
-                raise ValueError(f"header {name[:40]!r} has a character that cannot be sent")
-            lowered = name.lower()
+        found = parts.lines.get
+        for item in headers:
+            known = found(item)
+            if known is None:
+                known = parts.line(*item)
+            line, lowered = known
             agent = agent or lowered == "user-agent"
             encoding = encoding or lowered == "accept-encoding"
-            lines.append(f"{name}: {value}\r\n")
+            lines.append(line)
         if not agent:
             lines.append(f"user-agent: {USER_AGENT}\r\n")
         if not encoding:

@@ -340,6 +340,29 @@ async def test_headers_that_would_break_the_framing_are_refused() -> None:
         assert script.connections == 0  # nothing was sent
 
 
+async def test_kept_header_lines_change_nothing_on_the_wire() -> None:
+    """Header lines are checked and written once, then kept: a value sent before does not
+    let a bad value of the same header through, trace context is written anew for every
+    request, and tabs and characters beyond ASCII pass as before."""
+    seen: list[bytes] = []
+    async with scripted(lambda conn: serve_ok(conn, seen)) as script, client() as http:
+        target = script.url("/x")
+        for parent in ("00-" + "1" * 32 + "-" + "2" * 16 + "-01",
+                       "00-" + "3" * 32 + "-" + "4" * 16 + "-01"):
+            await get(http, target, None, (("traceparent", parent), ("x-key", "a\tb\xe9"),
+                                           ("User-Agent", "mine")))
+        for name, value in (("x-key", "a\r\nx-injected: 1"), ("traceparent", "a\nb"),
+                            ("User-Agent", "mine\x7f")):
+            with pytest.raises(ValueError):
+                await get(http, target, None, ((name, value),))
+    assert len(seen) == 2
+    for request, parent in zip(seen, ("1" * 32, "3" * 32), strict=True):
+        head = request.decode("latin-1")
+        assert f"traceparent: 00-{parent}-" in head
+        assert "x-key: a\tb\xe9\r\n" in head
+        assert "User-Agent: mine\r\n" in head and "llm-gateway" not in head
+
+
 def test_targets() -> None:
     target = Target.of("https://user@api.example.com/v1/models?page=2")
     assert (target.host, target.port, target.tls, target.path, target.host_header) == \
