@@ -8,10 +8,17 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
-from gateway.telemetry.histograms import Series
+from gateway.telemetry.histograms import FOLD_AT, Series
 from gateway.telemetry.instruments import Instruments
 from gateway.telemetry.labels import LabelBudget
-from gateway.telemetry.spans import CLIENT, CURRENT_SPAN, Attributes, AttributeValue, Tracer
+from gateway.telemetry.spans import (
+    CLIENT,
+    CURRENT_SPAN,
+    Attributes,
+    AttributeValue,
+    Span,
+    Tracer,
+)
 
 _MAX_LABEL_KEYS = 4096
 
@@ -75,6 +82,24 @@ class AttemptSeries:
     first_token: Series
     input_tokens: Series
     output_tokens: Series
+
+    def record(self, span: Span, duration: float, first_token: float | None,
+               input_tokens: int | None, output_tokens: int | None) -> None:
+        """Count one attempt's values (see `Series.add`): queued on each series, and every
+        `FOLD_AT` attempts folded in together. Every attempt queues a duration, so no queue
+        here grows longer than the durations' between folds."""
+        durations = self.duration.pending
+        durations.append((duration, span))
+        if first_token is not None:
+            self.first_token.pending.append((first_token, span))
+        if input_tokens is not None:
+            self.input_tokens.pending.append((input_tokens, span))
+        if output_tokens is not None:
+            self.output_tokens.pending.append((output_tokens, span))
+        if len(durations) >= FOLD_AT:
+            for series in (self.duration, self.first_token, self.input_tokens,
+                           self.output_tokens):
+                series.fold()
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,11 +276,4 @@ class UpstreamAttempt:
         if output_tokens is not None:
             span.attributes["gen_ai.usage.output_tokens"] = output_tokens
         client.tracer.end(span)
-        series = ended.series
-        series.duration.add(duration, span)
-        if self._first_token_s is not None:
-            series.first_token.add(self._first_token_s, span)
-        if input_tokens is not None:
-            series.input_tokens.add(input_tokens, span)
-        if output_tokens is not None:
-            series.output_tokens.add(output_tokens, span)
+        ended.series.record(span, duration, self._first_token_s, input_tokens, output_tokens)

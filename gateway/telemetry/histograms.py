@@ -80,27 +80,34 @@ class Series:
     doing the per-value work (a sort, a sum and a bisection per bucket bound).
     """
 
-    __slots__ = ("_histogram", "_pending", "counts")
+    __slots__ = ("_histogram", "counts", "pending")
 
     def __init__(self, histogram: Histogram, counts: _Counts) -> None:
         self._histogram = histogram
         self.counts = counts
-        # A deque: appended to and emptied on any thread without a lock.
-        self._pending: deque[tuple[float, Span | None]] = deque()
+        # A deque: appended to and emptied on any thread without a lock. Recorders may queue
+        # on it directly, as `add` does, if they see that it is folded often (`fold`).
+        self.pending: deque[tuple[float, Span | None]] = deque()
 
     def add(self, value: float, span: Span | None = None) -> None:
         """Count `value`; negative, infinite and NaN values are ignored, as the SDK ignores
         them. A sampled, ended `span` may become its bucket's exemplar (the latest recorded
         in each bucket, as with the SDK's default, trace-based, exemplar filter)."""
-        pending = self._pending
+        pending = self.pending
         pending.append((value, span))
         if len(pending) >= FOLD_AT:
             with self._histogram._lock:
                 self._fold()
 
+    def fold(self) -> None:
+        """Add the queued values to the counts now."""
+        if self.pending:
+            with self._histogram._lock:
+                self._fold()
+
     def _fold(self) -> None:
         """Add the queued values to the counts; the caller holds the histogram's lock."""
-        pending = self._pending
+        pending = self.pending
         # Values queued meanwhile wait for the next fold.
         batch = list(starmap(pending.popleft, repeat((), len(pending))))
         try:
@@ -196,7 +203,7 @@ class Histogram:
     def _fold(self) -> None:
         """Fold every series' queue; the caller holds the lock."""
         for series in self._series.values():
-            if series._pending:
+            if series.pending:
                 series._fold()
 
     def add_window(self) -> None:

@@ -17,14 +17,15 @@ import struct
 import threading
 import weakref
 from collections import deque
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
+import msgspec
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from gateway.telemetry.spans import Span
+from gateway.telemetry.spans import Attributes, Span
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,12 @@ class SpanEncoder:
                          self._scope, *spans, self._scope_schema, self._resource_schema])
 
     def span(self, span: Span) -> bytes:
-        """One finished span, as the `spans` field of a `ScopeSpans` message."""
+        """One finished span, as the `spans` field of a `ScopeSpans` message.
+
+        Most spans are written by one `struct` call of their shape (see `_Shape`): their
+        ids, parent and times between the parts they share with the spans that end alike;
+        a span of its own attributes is followed by them, then by the shape's tail.
+        """
         base = span.base
         shape = self._shapes.get(id(base))
         if (shape is None or shape.base is not base or shape.name is not span.name
@@ -140,28 +146,55 @@ class SpanEncoder:
                 or shape.remote is not span.remote_parent):
             shape = self._shape(span)
         parent = span.parent_id
-        size = shape.size
+        own = self._own(span.attributes) if span.attributes else b""
+        size = shape.size + len(own)
         if parent is not None:
             size += 10
+        if span.trace_state or not 0x80 <= size < 0x4000:
+            return self._general(span, shape, size, own)
+        low = (size & 0x7F) | 0x80
+        high = size >> 7
+        if own:
+            if parent is None:
+                return b"".join((shape.lone(0x12, low, high, 0x0A, 0x10, span.trace_id,
+                                            0x12, 0x08, span.span_id, shape.head, 0x39,
+                                            span.start_ns, 0x41, span.end_ns, shape.shared),
+                                 own, shape.tail))
+            return b"".join((shape.child(0x12, low, high, 0x0A, 0x10, span.trace_id, 0x12,
+                                         0x08, span.span_id, 0x22, 0x08, parent, shape.head,
+                                         0x39, span.start_ns, 0x41, span.end_ns,
+                                         shape.shared),
+                             own, shape.tail))
+        if parent is None:
+            return shape.lone_whole(0x12, low, high, 0x0A, 0x10, span.trace_id, 0x12, 0x08,
+                                    span.span_id, shape.head, 0x39, span.start_ns, 0x41,
+                                    span.end_ns, shape.shared_tail)
+        return shape.child_whole(0x12, low, high, 0x0A, 0x10, span.trace_id, 0x12, 0x08,
+                                 span.span_id, 0x22, 0x08, parent, shape.head, 0x39,
+                                 span.start_ns, 0x41, span.end_ns, shape.shared_tail)
+
+    def _own(self, attributes: Attributes) -> bytes:
+        """A span's own attributes, encoded (each kept by key and value when it may be)."""
+        cache = self._attributes
+        pieces = []
+        for item in attributes.items():
+            encoded = cache.get(item) if type(item[1]) in _CACHEABLE else None
+            if encoded is None:
+                encoded = self._attribute(item)
+            pieces.append(encoded)
+        return b"".join(pieces)
+
+    @staticmethod
+    def _general(span: Span, shape: _Shape, size: int, own: bytes) -> bytes:
+        """`span` field by field: the way for a trace state, and for sizes outside the
+        two-byte varint the shape's packers write."""
+        state = b""
         if span.trace_state:
             state = _field(b"\x1a", span.trace_state.encode())
             size += len(state)
-        else:
-            state = b""
-        own = b""
-        if span.attributes:
-            cache = self._attributes
-            pieces = []
-            for item in span.attributes.items():
-                encoded = cache.get(item) if type(item[1]) in _CACHEABLE else None
-                if encoded is None:
-                    encoded = self._attribute(item)
-                pieces.append(encoded)
-            own = b"".join(pieces)
-            size += len(own)
+        parent = span.parent_id
         return b"".join((
-            b"\x12", _SIZES[size] if size < _SIZED else _varint(size),
-            b"\x0a\x10", span.trace_id, b"\x12\x08", span.span_id, state,
+            b"\x12", _varint(size), b"\x0a\x10", span.trace_id, b"\x12\x08", span.span_id, state,
             b"" if parent is None else b"\x22\x08" + parent,
             shape.head, _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns), shape.shared,
             own, shape.tail))
@@ -178,8 +211,16 @@ class SpanEncoder:
         tail = status + (_FLAGS_REMOTE if span.remote_parent else _FLAGS_LOCAL)
         # The ids' fields (18 and 10 bytes) and the times' (18), then the shared parts.
         size = 18 + 10 + len(head) + 18 + len(shared) + len(tail)
+        # The field's tag, a two-byte length, the ids, [the parent,] the head, the times and
+        # the shared attributes [and the tail].
+        ids = "<5B16s2B8s"
+        rest = f"{len(head)}sBQBQ"
         shape = _Shape(base, span.name, span.error, span.kind, span.remote_parent, head,
-                       shared, tail, size)
+                       shared, tail, shared + tail, size,
+                       struct.Struct(f"{ids}{rest}{len(shared)}s").pack,
+                       struct.Struct(f"{ids}2B8s{rest}{len(shared)}s").pack,
+                       struct.Struct(f"{ids}{rest}{len(shared) + len(tail)}s").pack,
+                       struct.Struct(f"{ids}2B8s{rest}{len(shared) + len(tail)}s").pack)
         if len(self._shapes) >= _CACHED_ATTRIBUTES:
             self._shapes.clear()
         self._shapes[id(base)] = shape
@@ -195,8 +236,9 @@ class SpanEncoder:
         return encoded
 
 
-class _Shape(NamedTuple):
-    """See `SpanEncoder._shape`."""
+class _Shape(msgspec.Struct, gc=False):
+    """See `SpanEncoder._shape`. (A Struct: its fields are read for every span, and a
+    NamedTuple's cost twice as much to read.)"""
 
     base: dict[str, Any]
     name: str
@@ -206,7 +248,14 @@ class _Shape(NamedTuple):
     head: bytes  # the name and kind fields
     shared: bytes  # the shared attributes
     tail: bytes  # the status and flags fields
+    shared_tail: bytes  # both
     size: int  # the span's encoded size without its parent, trace state and own attributes
+    # Writers of a whole `spans` field whose length takes two bytes: without and with a
+    # parent, then the same followed by the tail (for spans without attributes of their own).
+    lone: Callable[..., bytes]
+    child: Callable[..., bytes]
+    lone_whole: Callable[..., bytes]
+    child_whole: Callable[..., bytes]
 
 
 class OtlpSpanSender(OTLPSpanExporter):

@@ -13,12 +13,15 @@ is honoured by asking that SDK sampler.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import struct
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from random import getrandbits
 from time import time_ns
 from typing import NamedTuple, Protocol
 
+import msgspec
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -45,6 +48,36 @@ _KINDS = {SERVER: SpanKind.SERVER, CLIENT: SpanKind.CLIENT}
 AttributeValue = str | bool | int | float | tuple[str, ...]
 Attributes = dict[str, AttributeValue]
 
+# Random ids, made a few hundred at a time (one `getrandbits` call each time, rather than
+# one per id and a conversion to bytes): popped as spans start.
+_IDS_PER_REFILL = 512
+_SPAN_IDS: list[bytes] = []
+_TRACE_IDS: list[bytes] = []
+
+
+def _refill(ids: list[bytes], size: int) -> bytes:
+    """Fill `ids` with new random ids of `size` bytes (never all zeros, which are invalid)
+    and take one."""
+    total = size * _IDS_PER_REFILL
+    ids += _SPLIT[size](getrandbits(8 * total).to_bytes(total, "big"))
+    zero = bytes(size)
+    if zero in ids:
+        ids[:] = [each for each in ids if each != zero]
+    return ids.pop() if ids else _refill(ids, size)
+
+
+_SPLIT = {size: struct.Struct(f"{size}s" * _IDS_PER_REFILL).unpack for size in (8, 16)}
+
+
+def _forget_ids() -> None:
+    """In a forked child: the ids the parent made are the parent's (`random` is reseeded)."""
+    _SPAN_IDS.clear()
+    _TRACE_IDS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_ids)
+
 NO_BASE: Attributes = {}
 """A span without shared attributes (never added to)."""
 
@@ -58,7 +91,7 @@ class RemoteParent(NamedTuple):
     trace_state: str  # the W3C tracestate header value, "" when none
 
 
-class Span:
+class Span(msgspec.Struct, gc=False):
     """One operation: ids, timing, attributes and, when it failed, a short error type.
 
     Ids are kept as the bytes the wire carries (16 for the trace, 8 for a span): encoding
@@ -67,44 +100,26 @@ class Span:
     A span's attributes are `base`, a dictionary its creator shares between the spans that
     start alike (and never changes, so sinks may keep what they derive from it), followed by
     its own `attributes`; the two never name the same attribute. `all_attributes()` has both.
+
+    A msgspec Struct: two are made per request, and one is made in C for a third of what a
+    slotted class's `__init__` costs. It holds only strings, numbers, bytes and dictionaries
+    of those, so the cycle collector need not track it. `Tracer.start` makes them.
     """
 
-    __slots__ = ("attributes", "base", "end_ns", "error", "kind", "name", "parent_id",
-                 "remote_parent", "sampled", "span_id", "start_ns", "trace_hex", "trace_id",
-                 "trace_state")
-
+    name: str
+    kind: int
+    attributes: Attributes
+    base: Attributes
     trace_id: bytes
-    trace_hex: str
+    trace_hex: str  # the trace id in hex, formatted once per trace
     span_id: bytes
     parent_id: bytes | None
-
-    def __init__(self, name: str, kind: int, attributes: Attributes,
-                 parent: Span | RemoteParent | None, sampled: bool, trace_state: str,
-                 base: Attributes = NO_BASE) -> None:
-        self.name = name
-        self.kind = kind
-        self.attributes = attributes
-        self.base = base
-        if parent is None:
-            self.trace_id = trace_id = (getrandbits(128) or 1).to_bytes(16, "big")
-            self.trace_hex = trace_id.hex()
-            self.parent_id = None
-            self.remote_parent = False
-        else:
-            self.trace_id = parent.trace_id
-            self.parent_id = parent.span_id
-            if isinstance(parent, RemoteParent):
-                self.remote_parent = True
-                self.trace_hex = parent.trace_id.hex()
-            else:
-                self.remote_parent = False
-                self.trace_hex = parent.trace_hex  # formatted once per trace
-        self.span_id = (getrandbits(64) or 1).to_bytes(8, "big")
-        self.sampled = sampled
-        self.trace_state = trace_state
-        self.error: str | None = None
-        self.start_ns = time_ns()
-        self.end_ns = 0
+    remote_parent: bool
+    sampled: bool
+    trace_state: str
+    start_ns: int
+    end_ns: int = 0
+    error: str | None = None
 
     def all_attributes(self) -> Attributes:
         """The shared attributes, then the span's own (a new dictionary)."""
@@ -140,31 +155,45 @@ class Tracer:
     """Starts and ends spans; ended, sampled ones are handed to every sink."""
 
     def __init__(self, sinks: Sequence[SpanSink], sampler: Sampler = DEFAULT_ON) -> None:
-        self._emits = tuple(sink.emit for sink in sinks)
+        emits = tuple(sink.emit for sink in sinks)
+        self._emit = emits[0] if len(emits) == 1 else _fan_out(emits)
         self._sampler = None if sampler is DEFAULT_ON else sampler
 
     def start(self, name: str, kind: int, attributes: Attributes,
               parent: Span | RemoteParent | None, base: Attributes = NO_BASE) -> Span:
         """A started span; `attributes` becomes the span's own (no copy), `base` is shared
-        (see `Span`)."""
-        if self._sampler is None:
-            if parent is None:
-                return Span(name, kind, attributes, None, True, "", base)
-            return Span(name, kind, attributes, parent, parent.sampled, parent.trace_state,
-                        base)
-        return self._start_sampled(name, kind, attributes, parent, base)
+        (see `Span`). Two are started per request: the usual case is written out here."""
+        if self._sampler is not None:
+            return self._start_sampled(name, kind, attributes, parent, base)
+        try:
+            span_id = _SPAN_IDS.pop()
+        except IndexError:
+            span_id = _refill(_SPAN_IDS, 8)
+        if parent is None:
+            try:
+                trace_id = _TRACE_IDS.pop()
+            except IndexError:
+                trace_id = _refill(_TRACE_IDS, 16)
+            return Span(name, kind, attributes, base, trace_id, trace_id.hex(), span_id, None,
+                        False, True, "", time_ns())
+        if type(parent) is Span:
+            return Span(name, kind, attributes, base, parent.trace_id, parent.trace_hex,
+                        span_id, parent.span_id, False, parent.sampled, parent.trace_state,
+                        time_ns())
+        return Span(name, kind, attributes, base, parent.trace_id, parent.trace_id.hex(),
+                    span_id, parent.span_id, True, parent.sampled, parent.trace_state,
+                    time_ns())
 
     def end(self, span: Span) -> None:
         """Stamp the end time and export the span if it is sampled."""
         span.end_ns = time_ns()
         if span.sampled:
-            for emit in self._emits:
-                emit(span)
+            self._emit(span)
 
     def _start_sampled(self, name: str, kind: int, attributes: Attributes,
                        parent: Span | RemoteParent | None, base: Attributes) -> Span:
         assert self._sampler is not None
-        span = Span(name, kind, attributes, parent, False, "", base)
+        span = _UNSAMPLED.start(name, kind, attributes, parent, base)
         context = None
         if parent is not None:
             context = set_span_in_context(NonRecordingSpan(_span_context(
@@ -178,6 +207,17 @@ class Tracer:
             span.base = NO_BASE
         span.trace_state = result.trace_state.to_header() if result.trace_state else ""
         return span
+
+
+def _fan_out(emits: tuple[Callable[[Span], None], ...]) -> Callable[[Span], None]:
+    def emit(span: Span) -> None:
+        for each in emits:
+            each(span)
+    return emit
+
+
+_UNSAMPLED = Tracer(())
+"""Makes the spans a sampler then decides on (every field but the sampling decision)."""
 
 
 def to_readable(span: Span, *, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:

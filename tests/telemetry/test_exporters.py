@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import random
 import threading
 from pathlib import Path
 
@@ -166,6 +167,44 @@ def test_spans_with_shared_attributes_are_encoded_as_the_sdk_encodes_them() -> N
     assert encoder.request([encoder.span(s) for s in spans]) == expected
     readable = to_readable(spans[0], resource=resource, scope=scope)
     assert dict(readable.attributes or {}) == {**shared, "gen_ai.usage.output_tokens": 3}
+
+
+def test_random_spans_are_encoded_as_the_sdk_encodes_them() -> None:
+    """Seeded random spans of every shape the encoder tells apart: with and without a
+    parent (local or remote) and trace state, errors, shared and own attributes of each
+    value type, and sizes on both sides of one- and two-byte lengths; each in a batch of
+    its own and all together, twice (the second time from the encoder's caches)."""
+    rng = random.Random(6)
+    resource = Resource.create({"service.name": "enc"})
+    scope = InstrumentationScope("gateway")
+    tracer = Tracer([])
+    bases = [{}, {"gen_ai.operation.name": "chat"},
+             {"http.request.method": "POST", "server.port": 8080, "url.scheme": "http"}]
+    values = [0, 1, 127, 128, 16_383, 16_384, -1, 2**62, True, False, 0.5, "", "x", "é",
+              ("stop",), ("stop", "length")]
+    spans = []
+    for _ in range(300):
+        parent = rng.choice([None, None, RemoteParent(rng.randbytes(16), rng.randbytes(8),
+                                                      True, rng.choice(["", "k=v"]))])
+        if spans and rng.random() < 0.4:
+            parent = rng.choice(spans)
+        own = {f"a{n}": rng.choice(values) for n in range(rng.choice([0, 0, 1, 2, 5]))}
+        if rng.random() < 0.1:  # long enough for a length of two or three bytes
+            own["text"] = "t" * rng.choice([60, 120, 200, 16_400])
+        span = tracer.start(rng.choice(["", "GET", "chat m" * rng.randint(1, 30)]),
+                            rng.choice([SERVER, CLIENT]), own, parent, rng.choice(bases))
+        span.error = rng.choice([None, None, "500", "TimeoutError"])
+        tracer.end(span)
+        spans.append(span)
+    encoder = SpanEncoder(resource, scope)
+    for _ in range(2):
+        for span in spans:
+            expected = encode_spans([to_readable(span, resource=resource,
+                                                 scope=scope)]).SerializeToString()
+            assert encoder.encode([span]) == expected
+    expected = encode_spans([to_readable(s, resource=resource, scope=scope)
+                             for s in spans]).SerializeToString()
+    assert encoder.encode(spans) == expected
 
 
 def test_the_batcher_queues_spans_encoded_as_they_end() -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway.telemetry import Telemetry, TelemetryConfig
+from gateway.telemetry.spans import CLIENT, SERVER, Tracer
 from tests.support.server import serve
 from tests.telemetry.conftest import SECRET, Live, build_app, eventually
 
@@ -152,3 +155,40 @@ def test_the_sampler_set_in_the_environment_decides(monkeypatch: pytest.MonkeyPa
         telemetry.shutdown()
     assert body["upstream_headers"]["traceparent"].endswith("-00")
     assert spans.get_finished_spans() == ()
+
+
+def test_span_ids_are_new_in_a_forked_worker() -> None:
+    """Ids are made hundreds at a time: a worker forked after some were made must not start
+    its spans with the ids its parent is about to use."""
+    tracer = Tracer([])
+    first = tracer.start("before", SERVER, {}, None)  # the parent now holds unused ids
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, then out at once
+        try:
+            span = tracer.start("child", SERVER, {}, None)
+            os.write(write, span.trace_id + span.span_id)
+        finally:
+            os._exit(0)
+    os.close(write)
+    child_ids = os.read(read, 24)
+    os.close(read)
+    os.waitpid(pid, 0)
+    span = tracer.start("parent", SERVER, {}, None)
+    assert len(child_ids) == 24
+    assert child_ids != span.trace_id + span.span_id
+    assert child_ids[:16] != first.trace_id
+
+
+def test_span_ids_are_random_and_never_zero() -> None:
+    tracer = Tracer([])
+    root = tracer.start("r", SERVER, {}, None)
+    spans = [tracer.start("s", CLIENT, {}, root) for _ in range(3000)]
+    roots = [tracer.start("r", SERVER, {}, None) for _ in range(3000)]
+    span_ids = {s.span_id for s in spans + roots}
+    trace_ids = {s.trace_id for s in roots}
+    assert len(span_ids) == 6000 and len(trace_ids) == 3000
+    assert all(len(i) == 8 and any(i) for i in span_ids)
+    assert all(len(i) == 16 and any(i) for i in trace_ids)
+    assert all(s.trace_id == root.trace_id and s.parent_id == root.span_id for s in spans)
+    assert all(s.trace_hex == s.trace_id.hex() for s in spans + roots)
