@@ -59,10 +59,6 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-_SIZED = 2048
-_SIZES = [_varint(size) for size in range(_SIZED)]  # a span's length, most often
-
-
 def _field(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field."""
     return tag + _varint(len(payload)) + payload
