@@ -76,7 +76,7 @@ async def _wait_up(url: str, body: bytes, proc: subprocess.Popen[bytes]) -> None
 
 
 def measure(path: str, model: str, count: int, *, stream: bool, floor: bool,
-            telemetry: bool = False) -> tuple[float, float]:
+            telemetry: bool = False, keep: Path | None = None) -> tuple[float, float]:
     """Instructions per request of `count` requests to `path` (see the module doc): on every
     thread, and on the main one (the event loop's)."""
     valgrind = shutil.which("valgrind")
@@ -121,6 +121,10 @@ def measure(path: str, model: str, count: int, *, stream: bool, floor: bool,
         if not dumps:
             raise RuntimeError("callgrind wrote no dump")
         counts = [total_instructions(dump) for dump in dumps]
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            for dump in dumps:
+                shutil.copy(dump, keep / dump.name)
         return sum(counts) / count, counts[0] / count
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -141,9 +145,11 @@ def main(argv: list[str]) -> int:
                              "exporters' threads run on timers, and valgrind's slowness gives "
                              "their work more weight per request than it has at full speed: "
                              "read the event loop thread's figure)")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="copy callgrind's dumps (one a thread) to DIR, for callgrind_annotate")
     args = parser.parse_args(argv)
     every, main_thread = measure(args.path, args.model, args.count, stream=args.stream,
-                                 floor=args.floor, telemetry=args.telemetry)
+                                 floor=args.floor, telemetry=args.telemetry, keep=args.keep)
     what = "floor" if args.floor else "gateway with telemetry" if args.telemetry else "gateway"
     print(f"{what} {args.path} {'stream' if args.stream else 'whole'}: "
           f"{every:,.0f} instructions per request ({args.count} requests), "

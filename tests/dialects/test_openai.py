@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from gateway import ir
 from gateway.dialects.base import Frame
-from gateway.dialects.openai import DIALECT
+from gateway.dialects.openai import DIALECT, OpenAIStreamDecoder
 from gateway.dialects.openai_front import (
     StreamEncoder,
     parse_request,
@@ -594,6 +594,116 @@ def test_parallel_tool_calls_keyed_by_index() -> None:
     ]
     events = decode(frames)
     assert assemble(events) == ("", [("a", "f", "[]"), ("b", "g", "{}")], "tool_calls", None)
+
+
+class _Parsed(OpenAIStreamDecoder):
+    """The decoder without templates: every frame parsed."""
+
+    LEARNS = 0
+
+
+def _decoded(decoder: OpenAIStreamDecoder, frames: list[Frame], rng: random.Random
+             ) -> list[ir.StreamEvent]:
+    events: list[ir.StreamEvent] = []
+    at = 0
+    while at < len(frames):
+        size = rng.randint(1, 5)
+        events += decoder.feed_all(frames[at:at + size])
+        at += size
+    return events + decoder.close()
+
+
+# Characters a token may hold: some are written bare in JSON, some only escaped, some both.
+_CHARACTERS = ["a", " ", "Z", "é", "中", "😀", '"', "\\", "\n", "\t", "\x01", "\x7f", "\u00a0",
+               "\u2028", "/", "<", "{", "}", ":", ","]
+
+
+def _random_chunk(rng: random.Random, stream_id: str) -> Frame:
+    """A text chunk written as servers write them, or now and then as they should not."""
+    text = "".join(rng.choice(_CHARACTERS) for _ in range(rng.randint(0, 6)))
+    delta: dict[str, Any] = {"content": text}
+    choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None,
+                              "finish_reason": None}
+    body: dict[str, Any] = {"id": stream_id, "object": "chat.completion.chunk",
+                            "created": 1769092764, "model": "m", "choices": [choice],
+                            "usage": None}
+    if rng.random() < 0.5:  # OpenAI's padding, now and then with escapes
+        body["obfuscation"] = "".join(
+            rng.choice("aZ9\"\\\x02" if rng.random() < 0.1 else "abcXYZ019")
+            for _ in range(rng.randint(0, 9)))
+    roll = rng.random()
+    if roll < 0.03:
+        choice["finish_reason"] = "stop"
+    elif roll < 0.06:
+        body["usage"] = {"prompt_tokens": 3, "completion_tokens": 4}
+    elif roll < 0.08:
+        delta["tool_calls"] = [{"index": 0, "id": "t", "function": {"name": "f", "arguments": ""}}]
+    elif roll < 0.10:
+        delta["refusal"] = "no"
+    elif roll < 0.12:
+        body["id"] = stream_id + "x"  # a server whose chunks differ in more than the text
+    elif roll < 0.14:
+        choice["index"] = 1
+    elif roll < 0.16:
+        body["choices"] = [choice, {**choice, "index": 1}]
+    elif roll < 0.18:
+        choice["logprobs"] = {"content": [{"token": text, "logprob": -0.5}]}
+    elif roll < 0.20:
+        body["x_groq"] = {"id": "req"}
+    elif roll < 0.22:
+        del delta["content"]
+    separators = (",", ":") if rng.random() < 0.9 else (", ", ": ")
+    data = json.dumps(body, separators=separators, ensure_ascii=rng.random() < 0.2)
+    if rng.random() < 0.02:
+        data = data[:-1]  # cut short: not JSON
+    elif rng.random() < 0.05:  # control characters unescaped: not JSON either
+        data = data.replace("\\u0001", "\x01").replace("\\t", "\t")
+    return Frame(data)
+
+
+def test_text_chunks_read_through_a_template_decode_as_parsed() -> None:
+    """Text chunks matched against a learned template (`_Template`) give exactly the events
+    and state that parsing each gives: 400 random streams of text chunks written as servers
+    write them (OpenAI's padding included), with escapes, control characters, other fields,
+    other ids, other spacing and broken JSON mixed in, fed in random groups."""
+    learned = 0
+    for seed in range(400):
+        rng = random.Random(seed)
+        stream_id = f"chatcmpl-{seed}"
+        frames = [chunk({"role": "assistant", "content": ""})]
+        frames += [_random_chunk(rng, stream_id) for _ in range(rng.randint(1, 40))]
+        if rng.random() < 0.8:
+            frames.append(Frame("[DONE]"))
+        template = OpenAIStreamDecoder(model="asked-for")
+        parsed = _Parsed(model="asked-for")
+        assert _decoded(template, frames, random.Random(seed)) == _decoded(
+            parsed, frames, random.Random(seed)), seed
+        learned += template._template is not None
+    assert learned > 100  # many streams are read through a template
+
+
+def test_template_reads_the_contract_streams() -> None:
+    """OpenAI's transcripts (with `obfuscation` padding on every chunk), Groq's and the
+    compatible servers' plain streams are read through a template after their first text."""
+    for path in ("openai/stream.txt", "openai/stream-recorded-no-usage.txt", "groq/stream.txt",
+                 "ollama/stream-openai-compat.txt", "cloudflare/stream-openai-compat.txt"):
+        frames = frames_of((CONTRACTS / path).read_bytes())
+        decoder = OpenAIStreamDecoder(model="m")
+        events = decoder.feed_all(frames) + decoder.close()
+        parsed = _Parsed(model="m")
+        assert events == parsed.feed_all(frames) + parsed.close()
+        assert decoder._template is not None, path
+
+
+def test_a_template_is_only_kept_when_its_hole_is_the_text() -> None:
+    """A chunk whose delta names its text with an escaped key, and carries the same text
+    under a plain `content` key elsewhere: the plain one is not the delta's text, so no
+    template may be learned from it (the next chunk's text is the delta's, not the other)."""
+    frames = [chunk({"role": "assistant", "content": ""})] + [
+        Frame('{"id":"c","choices":[{"index":0,"delta":{"cont\\u0065nt":"hi"}}],'
+              f'"echo":{{"content":"{echo}"}}}}') for echo in ("hi", "yo", "no")]
+    events = OpenAIStreamDecoder(model="m").feed_all(frames)
+    assert events[1:] == [ir.TextDelta("hi")] * 3
 
 
 # --- front: IR events -> the client's stream -------------------------------------------------
