@@ -35,7 +35,7 @@ class Plan:
 FULL = Plan(
     name="full", concurrencies=(1, 8, 64, 256), seconds={1: 10.0, 64: 10.0},
     default_seconds=5.0, warmup_s=2.0, stream_concurrency=16, stream_seconds=10.0,
-    first_chunk_count=300, first_chunk_budget_s=20.0, compare_seconds=8.0, compare_rounds=3,
+    first_chunk_count=300, first_chunk_budget_s=20.0, compare_seconds=5.0, compare_rounds=5,
     profile_seconds=10.0, soak_seconds=20.0, open_streams=5000, open_hold_s=5.0,
     open_wait_s=30.0)
 

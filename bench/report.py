@@ -202,25 +202,31 @@ def sweep_rows(f: Figures) -> tuple[list[str], list[list[str]]]:
     return header, out
 
 
+def _rounds(f: Figures) -> str:
+    return (f"both started, runs alternating in {f.r['plan_detail']['compare_rounds']} "
+            "rounds, best run of each shown")
+
+
 def _extra_lines(f: Figures) -> list[str]:
     tel, wk, op = f.r.get("telemetry") or {}, f.r.get("workers") or {}, f.r.get("open_streams")
     lines = ["## Telemetry, workers, many open streams", ""]
     if _get(tel, "on", "rps"):
-        lines.append(f"- **Telemetry** (gateway, generate route, 64 concurrent; both started, "
-                     f"runs alternating, best of {f.r['plan_detail']['compare_rounds']} each): "
-                     f"off {_num(tel['off']['rps'])} RPS ({_num(tel['off']['cpu_us_per_request'])}"
-                     f" µs CPU/request), on {_num(tel['on']['rps'])} RPS "
-                     f"({_num(tel['on']['cpu_us_per_request'])} µs), ratio "
-                     f"{_num(tel['ratio'], 2)}. Traces and metrics are exported over OTLP/HTTP "
-                     "to the mock.")
+        lines.append(f"- **Telemetry** (gateway, generate route, 64 concurrent; "
+                     f"{_rounds(f)}): off {_num(tel['off']['rps'])} RPS "
+                     f"({_num(tel['off']['cpu_us_per_request'])} µs CPU/request), on "
+                     f"{_num(tel['on']['rps'])} RPS ({_num(tel['on']['cpu_us_per_request'])} "
+                     f"µs), ratio {_num(tel['ratio'], 2)} (median of the rounds' on/off; "
+                     f"{_num(tel.get('best_ratio'), 2)} between the best runs). Traces and "
+                     "metrics are exported over OTLP/HTTP to the mock.")
     else:
         lines.append(f"- **Telemetry**: not measured ({tel.get('reason', '?')}).")
     if _get(wk, "2", "rps"):
         lines.append(f"- **Workers**: one {_num(wk['1']['rps'])} RPS "
                      f"({_num(wk['1']['cpu_us_per_request'])} µs CPU/request), two "
                      f"{_num(wk['2']['rps'])} RPS ({_num(wk['2']['cpu_us_per_request'])} µs), "
-                     f"ratio {_num(wk['ratio'], 2)} (alternating, best of "
-                     f"{f.r['plan_detail']['compare_rounds']} each). Two is `python -m gateway` "
+                     f"ratio {_num(wk['ratio'], 2)} (median of the rounds' two/one; "
+                     f"{_num(wk.get('best_ratio'), 2)} between the best runs; {_rounds(f)}). "
+                     "Two is `python -m gateway` "
                      "with `SERVER_WORKERS=2` (two forked workers sharing the port), "
                      "allowed on cores 0 and 1. This machine has only two cores, so the "
                      "workers share core 1 with nginx and wrk: the ratio here understates "

@@ -9,6 +9,7 @@ recorded with its reason and the run goes on.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -173,8 +174,10 @@ def stream_target(target: Target, mock: Mock, plan: Plan, log_dir: Path,
 
 def _best_of(contenders: Mapping[str, tuple[Request, list[Proc]]], plan: Plan) -> Result:
     """Alternate 64-concurrent runs between contenders (all started, idle when not measured)
-    and keep each one's best: interference from elsewhere only ever lowers a figure."""
+    and keep each one's best: interference from elsewhere only ever lowers a figure. Each
+    one's RPS of every round is kept too (`rounds`), for `_paired_ratio`."""
     best: Result = {}
+    rounds: dict[str, list[float]] = {name: [] for name in contenders}
     for request, _ in contenders.values():
         run_wrk(request, concurrency=64, seconds=plan.warmup_s)
     for _ in range(plan.compare_rounds):
@@ -184,9 +187,23 @@ def _best_of(contenders: Mapping[str, tuple[Request, list[Proc]]], plan: Plan) -
             data = _load(result)
             cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
             data["cpu_us_per_request"] = cpu / result.requests * 1e6 if result.requests else None
+            rounds[name].append(data["rps"])
             if name not in best or data["rps"] > best[name]["rps"]:
                 best[name] = data
+    for name, rps in rounds.items():
+        best[name]["rounds"] = rps
     return best
+
+
+def _paired_ratio(out: Result, top: str, bottom: str) -> float | None:
+    """The median over rounds of `top`'s RPS over `bottom`'s in the same round.
+
+    The two runs of a round are seconds apart and see the same machine, so their ratio
+    is steadier than the ratio of each one's best run, which two unlucky rounds for one
+    side can move by ten points on a shared machine. (Both are reported.)"""
+    pairs = [a / b for a, b in zip(out[top]["rounds"], out[bottom]["rounds"], strict=True)
+             if a and b]
+    return statistics.median(pairs) if pairs else None
 
 
 def telemetry_cost(mock: Mock, plan: Plan, log_dir: Path) -> Result:
@@ -203,7 +220,8 @@ def telemetry_cost(mock: Mock, plan: Plan, log_dir: Path) -> Result:
     finally:
         for _, procs in contenders.values():
             procs[0].stop()
-    out["ratio"] = out["on"]["rps"] / out["off"]["rps"] if out["off"]["rps"] else None
+    out["best_ratio"] = out["on"]["rps"] / out["off"]["rps"] if out["off"]["rps"] else None
+    out["ratio"] = _paired_ratio(out, "on", "off")
     return out
 
 
@@ -231,7 +249,8 @@ def workers_scaling(mock: Mock, plan: Plan, log_dir: Path) -> Result:
     finally:
         for _, procs in contenders.values():
             procs[0].stop()
-    out["ratio"] = out["2"]["rps"] / out["1"]["rps"] if out["1"]["rps"] else None
+    out["best_ratio"] = out["2"]["rps"] / out["1"]["rps"] if out["1"]["rps"] else None
+    out["ratio"] = _paired_ratio(out, "2", "1")
     return out
 
 
