@@ -50,7 +50,7 @@ async def complete(upstream: Upstream, telemetry: AnyTelemetry, provider: Provid
         try:
             data = await upstream.call_json(provider, provider.config.generate,
                                             model=chat.model, body=body,
-                                            headers=attempt.headers)
+                                            trace=attempt.trace_lines)
             try:
                 answer = provider.dialect.parse_response(data, model=chat.model)
             except READ_ERRORS as exc:
@@ -83,7 +83,7 @@ async def open_stream(upstream: Upstream, telemetry: AnyTelemetry, provider: Pro
         server_address=provider.host))
     try:
         response = await upstream.open_stream(provider, endpoint, model=chat.model, body=body,
-                                              headers=attempt.headers)
+                                              trace=attempt.trace_lines)
     except GatewayError as exc:
         attempt.set_error(exc.code)
         stack.close()

@@ -480,7 +480,7 @@ class Client:
                 waiter.set_result(None)
 
     def head_of(self, method: str, target: Target, headers: Iterable[tuple[str, str]],
-                body: bytes | None) -> bytes:
+                body: bytes | None, lines: str = "") -> bytes:
         """The request's head and body as they go on the wire; ValueError for a header that
         could break the framing (a line break or a control character).
 
@@ -494,7 +494,7 @@ class Client:
             start = parts.remember(parts.starts, key,
                                    f"{method} {target.path} HTTP/1.1\r\nhost: "
                                    f"{target.host_header}\r\n")
-        lines = [start]
+        written = [start, lines] if lines else [start]
         agent = encoding = False
         found = parts.lines.get
         for item in headers:
@@ -504,25 +504,27 @@ class Client:
             line, lowered = known
             agent = agent or lowered == "user-agent"
             encoding = encoding or lowered == "accept-encoding"
-            lines.append(line)
+            written.append(line)
         if not agent:
-            lines.append(f"user-agent: {USER_AGENT}\r\n")
+            written.append(f"user-agent: {USER_AGENT}\r\n")
         if not encoding:
-            lines.append("accept-encoding: identity\r\n")
+            written.append("accept-encoding: identity\r\n")
         if body is not None:
-            lines.append(f"content-length: {len(body)}\r\n")
-        lines.append("\r\n")
-        head = "".join(lines).encode("latin-1")
+            written.append(f"content-length: {len(body)}\r\n")
+        written.append("\r\n")
+        head = "".join(written).encode("latin-1")
         return head + body if body else head
 
     async def request(self, method: str, target: Target, headers: Iterable[tuple[str, str]],
-                      body: bytes | None = None, *, max_body: int) -> Response:
+                      body: bytes | None = None, *, max_body: int, lines: str = "") -> Response:
         """Send one request and return its answer once the head has arrived.
 
+        `lines` are header lines the caller made and vouches for (each ending in CRLF: trace
+        context, new for every request), sent as they are after the request line.
         ValueError for headers that cannot be sent; ConnectFailure, Disconnected,
         BadResponse or TimeoutError when the exchange fails.
         """
-        data = self.head_of(method, target, headers, body)
+        data = self.head_of(method, target, headers, body, lines)
         for attempt in (1, 2):
             conn, reused = await self._acquire(target)
             head = conn.send(data, max_body)

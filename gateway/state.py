@@ -34,7 +34,7 @@ class GatewayState:
                                              operation="list_models",
                                              server_address=provider.host) as attempt:
             try:
-                return await self.upstream.list_models(provider, headers=attempt.headers)
+                return await self.upstream.list_models(provider, trace=attempt.trace_lines)
             except GatewayError as exc:
                 attempt.set_error(exc.code)
                 raise

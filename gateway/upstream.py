@@ -373,8 +373,11 @@ class Upstream:
 
     async def _send(self, provider: Provider, endpoint: Endpoint, *, model: str | None,
                     body: Any, query: Mapping[str, str] | None,
-                    headers: Mapping[str, str] | None) -> Response:
-        """Send one request, its answer unread; an oversized declared length fails now."""
+                    headers: Mapping[str, str] | None, trace: str = "") -> Response:
+        """Send one request, its answer unread; an oversized declared length fails now.
+
+        `trace` is header lines naming the attempt's span (`Attempt.trace_lines`), sent as
+        they are; `headers` are filtered (`FORWARDED_HEADERS`) and checked."""
         url = self._url(provider, endpoint, model, query)
         # The provider's own headers come last, so nothing forwarded can replace its auth.
         all_headers = {name: value for name, value in headers.items()
@@ -392,7 +395,8 @@ class Upstream:
         # will actually hold.
         try:
             response = await self.session.request(endpoint.method, url, all_headers.items(),
-                                                  content, max_body=self.max_response_bytes)
+                                                  content, max_body=self.max_response_bytes,
+                                                  lines=trace)
         except ValueError:  # a configured key or header with a line break: never sent
             raise UpstreamError(f"a header configured for {provider.id} has a character that "
                                 "cannot be sent", provider=provider.id,
@@ -424,10 +428,10 @@ class Upstream:
 
     async def call_json(self, provider: Provider, endpoint: Endpoint, *, model: str | None = None,
                         body: Any = None, query: Mapping[str, str] | None = None,
-                        headers: Mapping[str, str] | None = None) -> Any:
+                        headers: Mapping[str, str] | None = None, trace: str = "") -> Any:
         """Send one request and return the parsed JSON answer, or raise an UpstreamError."""
         response = await self._send(provider, endpoint, model=model, body=body, query=query,
-                                    headers=headers)
+                                    headers=headers, trace=trace)
         status = response.status
         if status < 400:
             wrong_type = unreadable_type(provider, response, JSON_TYPES)
@@ -445,8 +449,8 @@ class Upstream:
                                 code="invalid_upstream_response") from None
 
     async def open_stream(self, provider: Provider, endpoint: Endpoint, *, model: str,
-                          body: Any, headers: Mapping[str, str] | None = None
-                          ) -> UpstreamStream:
+                          body: Any, headers: Mapping[str, str] | None = None,
+                          trace: str = "") -> UpstreamStream:
         """Start a streamed request; the caller must `aclose()` the returned stream.
 
         Errors before the first byte (connection, non-2xx status, a content type that is no
@@ -460,7 +464,7 @@ class Upstream:
         try:
             response = await limited(
                 self._send(provider, endpoint, model=model, body=body, query=None,
-                           headers=headers),
+                           headers=headers, trace=trace),
                 self.first_byte_timeout, TimeoutError)
         except TimeoutError:
             raise UpstreamTimeout(f"{provider.id} did not start its answer in time",
@@ -505,7 +509,8 @@ class Upstream:
             answer.release()
 
     async def list_models(self, provider: Provider,
-                          headers: Mapping[str, str] | None = None) -> list[ModelInfo]:
+                          headers: Mapping[str, str] | None = None,
+                          trace: str = "") -> list[ModelInfo]:
         """Every model of `provider`, following its paging (bounded)."""
         endpoint = provider.config.list
         paging = endpoint.paging
@@ -516,7 +521,8 @@ class Upstream:
         for page in range(1, MAX_LIST_PAGES + 1):
             if paging is not None and paging.page_param:
                 query[paging.page_param] = str(page)
-            body = await self.call_json(provider, endpoint, query=query, headers=headers)
+            body = await self.call_json(provider, endpoint, query=query, headers=headers,
+                                        trace=trace)
             try:
                 batch = provider.dialect.parse_models(body, provider=provider.id)
             except (ValueError, KeyError, TypeError, AttributeError):

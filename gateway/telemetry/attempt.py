@@ -31,6 +31,12 @@ class Attempt(Protocol):
         """Trace-context headers to add to the upstream request (a fresh dict)."""
         ...
 
+    @property
+    def trace_lines(self) -> str:
+        """The same headers as lines of an HTTP/1.1 head, each ending in CRLF ("" for none):
+        safe to send as they are (`client.Client.request`'s `lines`)."""
+        ...
+
     def set_response(self, model: str | None, input_tokens: int | None,
                      output_tokens: int | None, finish_reasons: list[str]) -> None:
         """Record what the provider answered."""
@@ -47,6 +53,8 @@ class Attempt(Protocol):
 
 class NoopAttempt:
     """The attempt when telemetry is off: every method returns at once."""
+
+    trace_lines = ""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -209,9 +217,9 @@ class UpstreamAttempt:
     callers and providers).
     """
 
-    __slots__ = ("_client", "_error_type", "_finish_reasons", "_first_token_s", "_headers",
-                 "_operation", "_provider", "_request_model", "_response_model", "_span",
-                 "_start", "_tokens")
+    __slots__ = ("_client", "_error_type", "_finish_reasons", "_first_token_s", "_operation",
+                 "_provider", "_request_model", "_response_model", "_span", "_start", "_tokens",
+                 "trace_lines")
 
     def __init__(self, client: ClientSide, *, provider: str, model: str | None,
                  operation: str, server_address: str) -> None:
@@ -227,14 +235,22 @@ class UpstreamAttempt:
         self._start = time.perf_counter()
         name, base = client.base(operation, provider, server_address, model)
         self._span = span = client.tracer.start(name, CLIENT, {}, CURRENT_SPAN.get(), base)
-        self._headers = {"traceparent": span.traceparent}
-        if span.trace_state:
-            self._headers["tracestate"] = span.trace_state
+        # The trace context as head lines: the ids are hex, and a trace state comes from the
+        # SDK's parser (which keeps only W3C's printable ASCII) and is checked again here.
+        self.trace_lines = (f"traceparent: 00-{span.trace_hex}-{span.span_id.hex()}-"
+                            f"{'01' if span.sampled else '00'}\r\n")
+        state = span.trace_state
+        if state and state.isascii() and state.isprintable():
+            self.trace_lines += f"tracestate: {state}\r\n"
 
     @property
     def headers(self) -> dict[str, str]:
         """`traceparent` (and `tracestate`) naming this attempt's span; a fresh dict."""
-        return dict(self._headers)
+        headers = {"traceparent": self._span.traceparent}
+        state = self._span.trace_state
+        if state and state.isascii() and state.isprintable():
+            headers["tracestate"] = state
+        return headers
 
     def set_response(self, model: str | None, input_tokens: int | None,
                      output_tokens: int | None, finish_reasons: list[str]) -> None:

@@ -73,7 +73,7 @@ def test_a_generate_call_is_a_server_span_with_a_client_span_per_attempt(
     assert attrs["server.address"].startswith("127.0.0.1")
     # The provider received the trace context of the CLIENT span, not the caller's headers.
     sent = anthropic_sim.requests[-1].headers["traceparent"]
-    assert sent.split("-")[1] == TRACE_ID
+    assert sent == f"00-{TRACE_ID}-{client.context.span_id:016x}-01"
     usage = observed.metric_points("gen_ai.client.token.usage")
     assert {p["gen_ai.token.type"] for p in usage} == {"input", "output"}
     assert all(p["gen_ai.provider.name"] == "anthropic" for p in usage)
@@ -108,3 +108,33 @@ def test_prometheus_endpoint_serves_the_gateway_metrics(observed: Observed) -> N
         httpx.get(f"{observed.server.url}/metrics").text))
     assert "gen_ai_client_token_usage" in text
     assert "http_server_request_duration" in text
+
+
+def test_trace_context_reaches_the_provider_on_every_kind_of_call(
+        observed: Observed, openai_sim: ProviderSimulator) -> None:
+    """Streamed, whole and model-list calls each send their CLIENT span's traceparent and the
+    caller's tracestate on the wire."""
+    headers = {"traceparent": TRACEPARENT, "tracestate": "vendor=abc,x=1"}
+    url = observed.server.url
+    with httpx.stream("POST", f"{url}/v1/chat/completions", timeout=10, headers=headers,
+                      json={"model": "openai/gpt-4o-mini", "stream": True,
+                            "messages": [{"role": "user", "content": "hi"}]}) as r:
+        assert b"[DONE]" in b"".join(r.iter_bytes())
+    assert httpx.post(f"{url}/v1/chat/completions", timeout=10, headers=headers,
+                      json={"model": "openai/gpt-4o-mini",
+                            "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+    assert httpx.get(f"{url}/llms/openai", timeout=10, headers=headers).status_code == 200
+    sent = openai_sim.requests[-3:]
+    assert len(sent) == 3
+    span_ids = set()
+    for request in sent:
+        assert request.headers["tracestate"] == "vendor=abc,x=1"
+        version, trace, span, flags = request.headers["traceparent"].split("-")
+        assert (version, trace, flags) == ("00", TRACE_ID, "01")
+        span_ids.add(span)
+    def finished() -> set[str]:
+        return {f"{s.context.span_id:016x}" for s in observed.spans.get_finished_spans()
+                if s.kind.name == "CLIENT"}
+
+    assert len(span_ids) == 3 and span_ids <= eventually(lambda: span_ids <= finished()
+                                                        and finished())

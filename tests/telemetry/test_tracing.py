@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway.telemetry import Telemetry, TelemetryConfig
-from gateway.telemetry.spans import CLIENT, SERVER, Tracer
+from gateway.telemetry.spans import CLIENT, CURRENT_SPAN, SERVER, Tracer
 from tests.support.server import serve
 from tests.telemetry.conftest import SECRET, Live, build_app, eventually
 
@@ -192,3 +192,26 @@ def test_span_ids_are_random_and_never_zero() -> None:
     assert all(len(i) == 16 and any(i) for i in trace_ids)
     assert all(s.trace_id == root.trace_id and s.parent_id == root.span_id for s in spans)
     assert all(s.trace_hex == s.trace_id.hex() for s in spans + roots)
+
+
+@pytest.mark.parametrize("state", ["vendor=abc,x=1", "v=a\r\nx-injected: 1", "v=\u00e9", ""])
+def test_trace_lines_are_the_headers_and_carry_only_a_printable_trace_state(
+        state: str) -> None:
+    """`Attempt.trace_lines` goes on the wire unchecked: it must be exactly the trace headers,
+    and a trace state that is not printable ASCII (the SDK's parser never lets one through;
+    checked again all the same) is left out rather than sent."""
+    telemetry = Telemetry(TelemetryConfig(enabled=True, span_exporter=InMemorySpanExporter()))
+    parent = Tracer(()).start("caller", SERVER, {}, None)
+    parent.trace_state = state
+    token = CURRENT_SPAN.set(parent)
+    try:
+        with telemetry.upstream_attempt(provider="p", model="m", operation="chat",
+                                        server_address="h") as attempt:
+            lines, headers = attempt.trace_lines, attempt.headers
+    finally:
+        CURRENT_SPAN.reset(token)
+    assert lines == "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    assert headers["traceparent"].split("-")[1] == parent.trace_hex
+    assert ("tracestate" in headers) is (state == "vendor=abc,x=1")
+    assert lines.count("\r\n") == len(headers) and "injected" not in lines
+    telemetry.shutdown()
