@@ -83,7 +83,32 @@ def _any_value(value: Any) -> bytes:
 
 def _attribute(item: tuple[str, Any]) -> bytes:
     """One `attributes` field of a span."""
-    return _field(b"\x4a", _key_value(*item))
+    key, value = item
+    if type(value) is int:  # token counts, on every upstream call: the short way
+        head = _INT_HEADS.get(key)
+        if head is None:
+            head = _int_head(key)
+        if head:
+            number = _varint(value)
+            # KeyValue = key field, then the value field: an AnyValue of one int_value.
+            size = len(number)
+            return b"".join((b"\x4a", _SMALL[len(head) + 2 + size], head, _SMALL[size + 1],
+                             b"\x18", number))
+    return _field(b"\x4a", _key_value(key, value))
+
+
+# The encoded key field and the value field's tag of int attributes, by key ("" when a
+# length would take more than one byte: those take the general way).
+_INT_HEADS: dict[str, bytes] = {}
+
+
+def _int_head(key: str) -> bytes:
+    encoded = _field(b"\x0a", key.encode()) + b"\x12"
+    head = encoded if len(encoded) + 2 + 10 < 0x80 else b""
+    if len(_INT_HEADS) >= _CACHED_ATTRIBUTES:
+        _INT_HEADS.clear()
+    _INT_HEADS[key] = head
+    return head
 
 
 def _key_value(key: str, value: Any) -> bytes:

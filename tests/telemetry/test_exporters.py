@@ -189,6 +189,10 @@ def test_random_spans_are_encoded_as_the_sdk_encodes_them() -> None:
         if spans and rng.random() < 0.4:
             parent = rng.choice(spans)
         own = {f"a{n}": rng.choice(values) for n in range(rng.choice([0, 0, 1, 2, 5]))}
+        if rng.random() < 0.3:  # ints of every size, under short and long keys
+            own[rng.choice(["gen_ai.usage.input_tokens", "k" * rng.choice([100, 110, 120])])] = (
+                rng.randrange(-2**63, 2**63) if rng.random() < 0.3
+                else rng.randrange(2**rng.randint(1, 63)))
         if rng.random() < 0.1:  # long enough for a length of two or three bytes
             own["text"] = "t" * rng.choice([60, 120, 200, 16_400])
         span = tracer.start(rng.choice(["", "GET", "chat m" * rng.randint(1, 30)]),
