@@ -22,8 +22,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.load import Request, run_wrk
 from bench.mock import STREAM_CHUNKS, start_mock
@@ -69,6 +71,18 @@ def _worktree(rev: str, where: Path) -> Path:
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(path), rev],
                    check=True)
     return path
+
+
+def paired_ratio(out: Mapping[str, Mapping[str, Any]], top: str, bottom: str) -> float | None:
+    """The median over rounds of `top`'s RPS (`out[top]["rounds"]`) over `bottom`'s in the
+    same round (used by `make bench`).
+
+    For two contenders on the same core: the two runs of a round are seconds apart and see
+    the same machine, so their ratio is steadier than the ratio of each one's best run,
+    which two unlucky rounds for one side can move by ten points on a shared machine."""
+    pairs = [a / b for a, b in zip(out[top]["rounds"], out[bottom]["rounds"], strict=True)
+             if a and b]
+    return statistics.median(pairs) if pairs else None
 
 
 def main(argv: list[str]) -> int:

@@ -9,7 +9,6 @@ recorded with its reason and the run goes on.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 
 from bench import profile as profiling
+from bench.compare import paired_ratio
 from bench.load import LoadResult, Request, run_wrk
 from bench.mock import STREAM_CHUNKS, Mock
 from bench.plan import Plan
@@ -175,7 +175,7 @@ def stream_target(target: Target, mock: Mock, plan: Plan, log_dir: Path,
 def _best_of(contenders: Mapping[str, tuple[Request, list[Proc]]], plan: Plan) -> Result:
     """Alternate 64-concurrent runs between contenders (all started, idle when not measured)
     and keep each one's best: interference from elsewhere only ever lowers a figure. Each
-    one's RPS of every round is kept too (`rounds`), for `_paired_ratio`."""
+    one's RPS of every round is kept too (`rounds`), for `paired_ratio`."""
     best: Result = {}
     rounds: dict[str, list[float]] = {name: [] for name in contenders}
     for request, _ in contenders.values():
@@ -195,17 +195,6 @@ def _best_of(contenders: Mapping[str, tuple[Request, list[Proc]]], plan: Plan) -
     return best
 
 
-def _paired_ratio(out: Result, top: str, bottom: str) -> float | None:
-    """The median over rounds of `top`'s RPS over `bottom`'s in the same round.
-
-    For two contenders on the same core: the two runs of a round are seconds apart and see
-    the same machine, so their ratio is steadier than the ratio of each one's best run,
-    which two unlucky rounds for one side can move by ten points on a shared machine."""
-    pairs = [a / b for a, b in zip(out[top]["rounds"], out[bottom]["rounds"], strict=True)
-             if a and b]
-    return statistics.median(pairs) if pairs else None
-
-
 def telemetry_cost(mock: Mock, plan: Plan, log_dir: Path) -> Result:
     """Gateway throughput with telemetry off and on (exporting OTLP to the mock)."""
     route = GATEWAY.routes[0]
@@ -221,7 +210,7 @@ def telemetry_cost(mock: Mock, plan: Plan, log_dir: Path) -> Result:
         for _, procs in contenders.values():
             procs[0].stop()
     out["best_ratio"] = out["on"]["rps"] / out["off"]["rps"] if out["off"]["rps"] else None
-    out["ratio"] = _paired_ratio(out, "on", "off")
+    out["ratio"] = paired_ratio(out, "on", "off")
     return out
 
 
@@ -249,11 +238,11 @@ def workers_scaling(mock: Mock, plan: Plan, log_dir: Path) -> Result:
     finally:
         for _, procs in contenders.values():
             procs[0].stop()
-    # The ratio of the best runs, not `_paired_ratio`: the one worker has core 0 alone, the
+    # The ratio of the best runs, not `paired_ratio`: the one worker has core 0 alone, the
     # two have both cores, so a round in which core 0 is slowed by other work lowers one side
     # more than the other, and pairing would count that as scaling.
     out["ratio"] = out["2"]["rps"] / out["1"]["rps"] if out["1"]["rps"] else None
-    out["paired_ratio"] = _paired_ratio(out, "2", "1")
+    out["paired_ratio"] = paired_ratio(out, "2", "1")
     return out
 
 
