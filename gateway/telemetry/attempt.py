@@ -245,12 +245,9 @@ class UpstreamAttempt:
 
     @property
     def headers(self) -> dict[str, str]:
-        """`traceparent` (and `tracestate`) naming this attempt's span; a fresh dict."""
-        headers = {"traceparent": self._span.traceparent}
-        state = self._span.trace_state
-        if state and state.isascii() and state.isprintable():
-            headers["tracestate"] = state
-        return headers
+        """`traceparent` (and `tracestate`) naming this attempt's span, as in `trace_lines`;
+        a fresh dict."""
+        return dict(line.split(": ", 1) for line in self.trace_lines.splitlines())
 
     def set_response(self, model: str | None, input_tokens: int | None,
                      output_tokens: int | None, finish_reasons: list[str]) -> None:

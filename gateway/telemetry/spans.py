@@ -125,11 +125,6 @@ class Span(msgspec.Struct, gc=False):
         """The shared attributes, then the span's own (a new dictionary)."""
         return {**self.base, **self.attributes}
 
-    @property
-    def traceparent(self) -> str:
-        """The W3C `traceparent` header naming this span."""
-        return f"00-{self.trace_hex}-{self.span_id.hex()}-{'01' if self.sampled else '00'}"
-
 
 CURRENT_SPAN: ContextVar[Span | None] = ContextVar("gateway_current_span", default=None)
 """The request's SERVER span, parent of the upstream attempts made while serving it."""
