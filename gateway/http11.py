@@ -70,6 +70,50 @@ def _status_line(status: int) -> bytes:
 
 _KNOWN = frozenset(int(status) for status in http.HTTPStatus)
 _STATUS_LINES = {status: _status_line(status) for status in range(100, 600)}
+
+# What a response header is to the head: (its line, its kind, the kind's number).
+_PLAIN, _LENGTH, _CODING, _CONNECTION = range(4)
+HeadLine = tuple[bytes, int, int]
+# Header lines kept by (name, value) as the app gives them: answers repeat the same few
+# (content type, the date of this second, the gateway's own), and a line found here is
+# neither lowered, checked nor formatted again. A request id is new every time: not kept.
+_HEAD_LINES: dict[tuple[bytes, bytes], HeadLine] = {}
+_HEAD_LINES_KEPT = 1024
+_UNIQUE = b"x-request-id"
+
+
+def _head_line(name: bytes, value: bytes) -> HeadLine:
+    """The line of one response header and what it says about the response; RuntimeError
+    for a name or value that cannot be sent."""
+    name = bytes(name).lower()
+    if _BAD_NAME.search(name):
+        raise RuntimeError("invalid HTTP header name")
+    if _BAD_VALUE.search(value):
+        raise RuntimeError("invalid HTTP header value")
+    line = b"%b: %b\r\n" % (name, value)
+    if name == b"content-length":
+        try:
+            return line, _LENGTH, int(value)
+        except ValueError:  # refused if it is the first length (`_render_head`)
+            return line, _LENGTH, -1
+    if name == b"transfer-encoding":
+        return line, _CODING, value.lower() == b"chunked"
+    if name == b"connection":
+        return line, _CONNECTION, b"close" in value.lower()
+    return line, _PLAIN, 0
+
+
+def _kept_head_line(item: tuple[bytes, bytes]) -> HeadLine:
+    """`_head_line` of a header not yet kept, kept unless it is a request id (or unusable as
+    a key: a header given as a list)."""
+    name, value = item
+    found = _head_line(name, value)
+    if (type(item) is tuple and type(name) is bytes and type(value) is bytes
+            and name.lower() != _UNIQUE):
+        if len(_HEAD_LINES) >= _HEAD_LINES_KEPT:
+            _HEAD_LINES.clear()
+        _HEAD_LINES[item] = found
+    return found
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Past this many bytes held in one iteration, they are written at once.
 MAX_HELD_BYTES = 64 * 1024
@@ -139,7 +183,7 @@ class Cycle:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def limit(self, *, read: tuple[float, type[BaseException]],
+    def limit(self, read: tuple[float, type[BaseException]],
               write: tuple[float, type[BaseException]],
               body: tuple[int, type[BaseException]]) -> None:
         """Limits enforced inside `receive` and `send` themselves, so the request guard
@@ -293,27 +337,29 @@ class Cycle:
 
     def _render_head(self, status: int, headers: Any) -> bytes:
         parts = [_STATUS_LINES.get(status) or _status_line(status)]
-        names: list[bytes] = []
-        values: list[bytes] = []
         length: int | None = None
         chunked = False
         closes = False
-        for name, value in (*self.protocol.server_state.default_headers, *headers):
-            name = name.lower()
-            names.append(name)
-            values.append(value)
-            if name == b"content-length":
-                if length is None:
-                    length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = value.lower() == b"chunked"
-            elif name == b"connection" and b"close" in value.lower():
-                closes = True
-            parts.append(b"%b: %b\r\n" % (name, value))
-        if _BAD_NAME.search(b"".join(names)):
-            raise RuntimeError("invalid HTTP header name")
-        if _BAD_VALUE.search(b"".join(values)):
-            raise RuntimeError("invalid HTTP header value")
+        kept = _HEAD_LINES
+        for item in (*self.protocol.server_state.default_headers, *headers):
+            try:
+                found = kept.get(item)
+            except TypeError:  # a header given as a list: fine, but not a key
+                found = None
+            if found is None:
+                found = _kept_head_line(item)
+            line, kind, number = found
+            if kind:
+                if kind == _LENGTH:
+                    if length is None:
+                        if number < 0:
+                            raise ValueError("a Content-Length that is not a length")
+                        length = number
+                elif kind == _CODING:
+                    chunked = bool(number)
+                elif number:
+                    closes = True
+            parts.append(line)
         if closes:
             self.keep_alive = False
         elif not self.keep_alive:

@@ -57,6 +57,8 @@ class _TooLarge(RequestAborted):
     """Raised inside the app's receive when the body passes the limit."""
 
 
+_ABORTS = (_StalledReader, _SlowClient, _TooLarge)
+
 # How long a refused upload may pause before the refusal goes out (see `_drain`).
 DRAIN_IDLE_SECONDS = 0.05
 
@@ -94,9 +96,9 @@ class RequestGuardMiddleware:
         self.write_timeout = write_timeout
         self.retry_after = retry_after
         # What the gateway's protocol enforces itself (`Cycle.limit`), the same for every
-        # request.
-        self._limits = {"read": (read_timeout, _SlowClient),
-                        "write": (write_timeout, _StalledReader), "body": (max_bytes, _TooLarge)}
+        # request (read, write, body).
+        self._limits = ((read_timeout, _SlowClient), (write_timeout, _StalledReader),
+                        (max_bytes, _TooLarge))
         # One event loop runs every request, so plain counters need no lock.
         self.in_flight: dict[str, int] = {}
 
@@ -142,9 +144,11 @@ class RequestGuardMiddleware:
         read_timeout, write_timeout = self.read_timeout, self.write_timeout
         cycle = scope.get("extensions", {}).get("gateway.cycle")
         if cycle is not None:
-            cycle.limit(**self._limits)
-            await self._limited(scope, receive, send, receive, send,
-                                lambda: bool(cycle.response_started))
+            cycle.limit(*self._limits)
+            try:
+                await self.app(scope, receive, send)
+            except _ABORTS as exc:
+                await self._aborted(exc, scope, receive, send, bool(cycle.response_started))
             return
         received = 0
         body_done = False
@@ -176,22 +180,25 @@ class RequestGuardMiddleware:
     async def _limited(self, scope: Scope, receive: Receive, send: Send,
                        app_receive: Receive, app_send: Send,
                        started: Callable[[], bool]) -> None:
-        """The app with `receive` and `send` that raise the guard's errors; each error
-        becomes its answer (when no response has started) here."""
-        limit, read_timeout = self.max_bytes, self.read_timeout
+        """The app with `receive` and `send` that raise the guard's errors."""
         try:
             await self.app(scope, app_receive, app_send)
-        except _StalledReader:
-            return  # the server closes a connection whose response did not complete
-        except _SlowClient:
-            if not started():
-                await self._refuse(scope, receive, send, RequestTimeout(
-                    f"the request body did not arrive within {read_timeout:g}s"))
-        except _TooLarge:
-            if not started():
-                await _drain(receive, limit)
-                await self._refuse(scope, receive, send, PayloadTooLarge(
-                    f"the request body is larger than the limit of {limit} bytes"))
+        except _ABORTS as exc:
+            await self._aborted(exc, scope, receive, send, started())
+
+    async def _aborted(self, exc: RequestAborted, scope: Scope, receive: Receive, send: Send,
+                       started: bool) -> None:
+        """A guard's error raised inside the app: its answer, when no response has started
+        (a client that stopped reading gets none: the server closes the connection)."""
+        if started or isinstance(exc, _StalledReader):
+            return
+        if isinstance(exc, _SlowClient):
+            await self._refuse(scope, receive, send, RequestTimeout(
+                f"the request body did not arrive within {self.read_timeout:g}s"))
+        else:
+            await _drain(receive, self.max_bytes)
+            await self._refuse(scope, receive, send, PayloadTooLarge(
+                f"the request body is larger than the limit of {self.max_bytes} bytes"))
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, error: GatewayError) -> None:

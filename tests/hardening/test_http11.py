@@ -494,3 +494,80 @@ def test_on_disconnect_tells_of_a_client_leaving_and_of_one_already_gone() -> No
 
     asyncio.run(main())
     assert calls == ["left", "already gone"]
+
+
+def _reference_head(status: int, headers: list[Any], method: str, keep_alive: bool
+                    ) -> tuple[bytes, bool, int, bool]:
+    """How a response head was rendered before header lines were kept (the oracle): the
+    head, chunked, the length left, and whether the connection stays open."""
+    import re
+
+    bad_name = re.compile(b'[\x00-\x1f\x7f()<>@,;:\\[\\]={} \t\\\\"]')
+    bad_value = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")
+    parts = [b"HTTP/1.1 %d \r\n" % status]  # the phrase left out
+    names, values, length, chunked, closes = [], [], None, False, False
+    for name, value in headers:
+        name = bytes(name).lower()
+        names.append(name)
+        values.append(bytes(value))
+        if name == b"content-length":
+            if length is None:
+                length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = bytes(value).lower() == b"chunked"
+        elif name == b"connection" and b"close" in bytes(value).lower():
+            closes = True
+        parts.append(b"%b: %b\r\n" % (name, bytes(value)))
+    if bad_name.search(b"".join(names)) or bad_value.search(b"".join(values)):
+        raise RuntimeError("invalid header")
+    if closes:
+        keep_alive = False
+    elif not keep_alive:
+        parts.append(b"connection: close\r\n")
+    if not chunked and length is None and method != "HEAD" and status not in (204, 304):
+        chunked = True
+        parts.append(b"transfer-encoding: chunked\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts), chunked, length or 0, keep_alive
+
+
+def test_kept_header_lines_render_every_head_as_before() -> None:
+    from random import Random
+    from types import SimpleNamespace
+
+    from gateway.http11 import Cycle
+
+    rng = Random(22)
+    names = [b"content-type", b"Content-Length", b"transfer-encoding", b"Connection",
+             b"x-request-id", b"X-Cache", b"date", b"bad name", b"bad:name", b"retry-after"]
+    values = [b"application/json", b"12", b"7", b"chunked", b"gzip", b"close", b"keep-alive",
+              b"Close", b"MISS", b"a\r\nb", b"tab\tok", b"\x7f", b"caf\xc3\xa9", b""]
+    for _ in range(1500):
+        headers: list[Any] = []
+        for _ in range(rng.randint(0, 6)):
+            name, value = rng.choice(names), rng.choice(values)
+            if name.lower() == b"content-length" and rng.random() < 0.9:
+                value = b"%d" % rng.randint(0, 99)
+            shape = rng.random()
+            headers.append([name, value] if shape < 0.1 else
+                           (bytearray(name), value) if shape < 0.15 else (name, value))
+        status = rng.choice([200, 204, 304, 404, 500])
+        method = rng.choice(["GET", "POST", "HEAD"])
+        keep_alive = rng.random() < 0.8
+        try:
+            expected: Any = _reference_head(status, headers, method, keep_alive)
+        except (RuntimeError, ValueError):
+            expected = "refused"
+        for _ in range(2):  # the second time from kept lines
+            cycle = SimpleNamespace(protocol=SimpleNamespace(
+                server_state=SimpleNamespace(default_headers=[])), keep_alive=keep_alive,
+                scope={"method": method})
+            try:
+                head = Cycle._render_head(cycle, status, headers)  # type: ignore[arg-type]
+            except (RuntimeError, ValueError):
+                assert expected == "refused", headers
+                continue
+            phrase_at = len(b"HTTP/1.1 %d " % status)
+            head = head[:phrase_at] + head[head.index(b"\r\n"):]  # without the phrase
+            assert (head, cycle.chunked, cycle.length_left, cycle.keep_alive) == expected, \
+                headers
