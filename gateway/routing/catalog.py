@@ -11,7 +11,7 @@ local server, discovered or explicitly configured.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.errors import NotFound, ProviderNotConfigured
 from gateway.providers import Provider
@@ -46,6 +46,13 @@ class Plan:
     requested: str
     name: str  # after overrides; the cache keys on this
     candidates: tuple[Candidate, ...]
+    # (provider id, model) of each candidate, as the cooldowns are asked for them: made once
+    # per plan (plans are kept), not per request.
+    pairs: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pairs",
+                           tuple((c.provider.id, c.model) for c in self.candidates))
 
 
 class Catalog:

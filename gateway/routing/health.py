@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gateway.providers import Provider
-from gateway.routing.backends import HealthRecord, StateBackend
+from gateway.routing.backends import HealthRecord, MemoryBackend, StateBackend
 
 # A provider's own Retry-After is trusted up to this long (a daily quota says "tomorrow").
 MAX_RETRY_AFTER = 86400.0
@@ -45,6 +45,12 @@ class Standing:
 _CLEAR = Standing(0.0, 0)  # the standing of a candidate that has not failed
 
 
+def _standings(records: Sequence[HealthRecord], wholes: list[int]) -> list[Standing]:
+    """Each pair's standing from the records of its key and of its provider's."""
+    return [_standing(max(records[index].until, records[whole].until), records[index].strikes)
+            for index, whole in enumerate(wholes)]
+
+
 def _standing(until: float, strikes: int) -> Standing:
     """A standing; the shared `_CLEAR` for most (a frozen object costs more to make)."""
     return _CLEAR if until == 0.0 and strikes == 0 else Standing(until, strikes)
@@ -60,17 +66,25 @@ class Cooldowns:
         self.base = base
         self.cap = cap
         self._layouts: dict[tuple[tuple[str, str], ...], tuple[list[str], list[int]]] = {}
+        self._health_now = backend.health_now if isinstance(backend, MemoryBackend) else None
 
     async def standings(self, pairs: Sequence[tuple[str, str]]) -> list[Standing]:
         """The standing of each (provider, model), counting provider-wide cooldowns."""
+        keys, wholes = self._layout_of(pairs)
+        return _standings(await self._backend.health(keys), wholes)
+
+    def standings_now(self, pairs: Sequence[tuple[str, str]]) -> list[Standing] | None:
+        """`standings` without waiting, when the backend keeps its records in this process;
+        None when it must be asked (Redis)."""
+        if self._health_now is None:
+            return None
+        keys, wholes = self._layout_of(pairs)
+        return _standings(self._health_now(keys), wholes)
+
+    def _layout_of(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[str], list[int]]:
         pairs = tuple(pairs)
         layout = self._layouts.get(pairs)
-        if layout is None:
-            layout = self._layout(pairs)
-        keys, wholes = layout
-        records = await self._backend.health(keys)
-        return [_standing(max(records[index].until, records[whole].until),
-                          records[index].strikes) for index, whole in enumerate(wholes)]
+        return self._layout(pairs) if layout is None else layout
 
     def _layout(self, pairs: tuple[tuple[str, str], ...]) -> tuple[list[str], list[int]]:
         """The health keys to read for `pairs`: each pair's, then each provider's once; and

@@ -181,7 +181,8 @@ class Router:
 
         run = self._new_run(plan)
         candidate, answer = await self._route(run, call)
-        await self._spend(candidate, answer.usage)
+        if answer.usage is not None and self.budgets.limited(candidate.provider_id):
+            await self._spend(candidate, answer.usage)
         if write:
             await self.cache.put(key, CachedAnswer(candidate.provider_id, candidate.model,
                                                    answer))
@@ -245,7 +246,9 @@ class Router:
                      ) -> tuple[Candidate, T]:
         """Try the plan's candidates in order; the first result wins."""
         candidates = run.plan.candidates
-        standings = await self.cooldowns.standings([(c.provider_id, c.model) for c in candidates])
+        standings = self.cooldowns.standings_now(run.plan.pairs)
+        if standings is None:
+            standings = await self.cooldowns.standings(run.plan.pairs)
         for candidate, standing in zip(candidates, standings, strict=True):
             if not self._eligible(run, candidate, standing):
                 continue
@@ -287,7 +290,10 @@ class Router:
             remaining = run.deadline - loop.time()
             if remaining <= 0:
                 return False, None
-            wait = await self.budgets.acquire(candidate.provider_id)
+            # Checked here first: most providers have no budget, and a call that returns at
+            # once still costs a coroutine.
+            wait = (await self.budgets.acquire(candidate.provider_id)
+                    if self.budgets.limited(candidate.provider_id) else None)
             if wait is not None:
                 run.waits.append(wait)
                 self._skip(run, candidate, "budget_spent")
@@ -313,7 +319,9 @@ class Router:
                 exc = error
             else:
                 run.attempts.append(Attempt(candidate.provider_id, candidate.model, "ok"))
-                await self.cooldowns.succeed(candidate.provider_id, candidate.model, standing)
+                if standing.strikes or standing.until:  # else there is nothing to forget
+                    await self.cooldowns.succeed(candidate.provider_id, candidate.model,
+                                                 standing)
                 return True, result
             if not await self._after_failure(run, candidate, exc, retry):
                 return False, None
@@ -350,7 +358,7 @@ class Router:
     # ----- helpers ------------------------------------------------------------------------
 
     async def _spend(self, candidate: Candidate, usage: ir.Usage | None) -> None:
-        if usage is not None:
+        if usage is not None and self.budgets.limited(candidate.provider_id):
             await self.budgets.spend_tokens(candidate.provider_id, usage.total_tokens)
 
     def _provider(self, hit: CachedAnswer) -> Provider | None:

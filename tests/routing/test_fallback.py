@@ -169,6 +169,7 @@ async def test_standings_count_each_models_and_its_providers_cooldowns() -> None
         assert [s.until for s in standings] == [account_until, 0.0, account_until, model_until,
                                                 account_until]
         assert [s.strikes for s in standings] == [0, 0, 0, 1, 0]
+        assert cooldowns.standings_now(asked) == standings  # in memory: read without waiting
     assert [s.until for s in await cooldowns.standings([("openai", "x"), ("openai", "y")])] \
         == [0.0, model_until]
 
