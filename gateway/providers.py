@@ -32,11 +32,12 @@ class Provider:
     auth_query: Mapping[str, str] = field(repr=False)
     missing: tuple[str, ...] = field(default=())
     api_key: str | None = field(default=None, repr=False)
+    # The provider id, as used in URLs and settings: the config's, kept as a field (it is
+    # read about ten times a request, and a property costs a call each time).
+    id: str = field(init=False, compare=False)
 
-    @property
-    def id(self) -> str:
-        """The provider id, as used in URLs and settings."""
-        return self.config.id
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", self.config.id)
 
     @property
     def configured(self) -> bool:

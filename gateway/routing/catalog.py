@@ -27,11 +27,10 @@ class Candidate:
     provider: Provider
     model: str  # the provider's own id
     canonical: str | None = None
+    provider_id: str = field(init=False, compare=False)  # the provider's id, kept
 
-    @property
-    def provider_id(self) -> str:
-        """The provider id."""
-        return self.provider.id
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "provider_id", self.provider.id)
 
     @property
     def label(self) -> str:

@@ -32,7 +32,7 @@ def _request_id(value: bytes | None) -> tuple[str, bool]:
             return text, True
     # 128 random bits: unique, not secret. `random` is reseeded in forked children, and
     # is far cheaper per request than a system call for entropy.
-    return f"{getrandbits(128):032x}", False
+    return getrandbits(128).to_bytes(16).hex(), False
 
 
 class TelemetryMiddleware:
@@ -148,6 +148,18 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 def _with_request_id(message: Message, request_id: str) -> list[tuple[bytes, bytes]]:
-    headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != REQUEST_ID_HEADER]
-    headers.append((REQUEST_ID_HEADER, request_id.encode("latin-1")))
+    """The response's headers with the request id in place of any the app set (the id is
+    printable ASCII: see `_request_id`)."""
+    given = message.get("headers", ())
+    # Only a name of the right length is lowered to be compared: most answers have none.
+    for name, _ in given:
+        if len(name) == _ID_LENGTH and name.lower() == REQUEST_ID_HEADER:
+            headers = [(k, v) for k, v in given if k.lower() != REQUEST_ID_HEADER]
+            break
+    else:
+        headers = list(given)
+    headers.append((REQUEST_ID_HEADER, request_id.encode()))
     return headers
+
+
+_ID_LENGTH = len(REQUEST_ID_HEADER)

@@ -138,3 +138,16 @@ def access_lines(out: str, count: int) -> list[dict[str, object]] | None:
     records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     access = [r for r in records if r["logger"] == "gateway.access"]
     return access if len(access) == count else None
+
+
+def test_the_apps_own_request_id_header_is_replaced_whatever_its_case() -> None:
+    from gateway.telemetry.middleware import _with_request_id
+
+    given = [(b"X-Request-ID", b"apps"), (b"x-other-head", b"1"), (b"content-type", b"a/b"),
+             (b"x-request-id", b"again")]
+    assert _with_request_id({"headers": given}, "rid") == [
+        (b"x-other-head", b"1"), (b"content-type", b"a/b"), (b"x-request-id", b"rid")]
+    plain = [(b"x-other-head", b"1")]  # a name of the same length, not the id
+    assert _with_request_id({"headers": plain}, "rid") == [*plain, (b"x-request-id", b"rid")]
+    assert plain == [(b"x-other-head", b"1")]  # the app's list is left as it was
+    assert _with_request_id({}, "rid") == [(b"x-request-id", b"rid")]
