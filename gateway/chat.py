@@ -7,7 +7,7 @@ incremental: each upstream chunk is framed, decoded and handed on as soon as it 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import ExitStack, aclosing
 
 from gateway import ir
@@ -16,6 +16,7 @@ from gateway.errors import GatewayError, UpstreamError
 from gateway.providers import Provider
 from gateway.streaming import Frame, NDJSONParser, SSEParser
 from gateway.telemetry import Attempt, NoopTelemetry, Telemetry
+from gateway.telemetry.attempt import NoopAttempt
 from gateway.upstream import Upstream, UpstreamStream
 
 AnyTelemetry = Telemetry | NoopTelemetry
@@ -91,40 +92,47 @@ async def open_stream(upstream: Upstream, telemetry: AnyTelemetry, provider: Pro
     except BaseException:
         stack.close()
         raise
-    return _decode(provider, response, chat.model, attempt, stack)
-
-
-async def _decode(provider: Provider, response: UpstreamStream, model: str, attempt: Attempt,
-                  stack: ExitStack) -> AsyncGenerator[list[ir.StreamEvent], None]:
-    """The batches, with what telemetry needs (first token, usage, finish) noted on the way."""
     parser = SSEParser() if provider.dialect.framing == "sse" else NDJSONParser()
-    decoder = provider.dialect.stream_decoder(model=model)
-    usage: ir.Usage | None = None
-    finish: list[str] = []
-    answered_model = model
-    first_token = True
-    try:
-        async for batch in _events(provider, response, parser, decoder):
-            for event in batch:
-                kind = type(event)  # the events are final classes (see gateway.ir)
-                if kind is ir.TextDelta or kind is ir.ToolCallStart:
-                    if first_token:
-                        first_token = False
-                        attempt.first_token()
-                elif type(event) is ir.UsageReport:
-                    usage = event.usage
-                elif type(event) is ir.Finish:
-                    finish.append(event.reason)
-                elif type(event) is ir.MessageStart:
-                    answered_model = event.model or model
-                elif type(event) is ir.StreamError:
-                    attempt.set_error(event.type)
-            yield batch
-        attempt.set_response(answered_model, usage.input_tokens if usage else None,
-                             usage.output_tokens if usage else None, finish)
-    finally:
-        await response.aclose()
-        stack.close()
+    decoder = provider.dialect.stream_decoder(model=chat.model)
+    notes = None if type(attempt) is NoopAttempt else _Notes(attempt, chat.model)
+    return _events(provider, response, parser, decoder, notes, stack)
+
+
+class _Notes:
+    """What telemetry needs of a stream, noted from its batches as they pass: the first
+    words, usage, finish reasons, the model that answered and a failure."""
+
+    __slots__ = ("answered_model", "attempt", "finish", "first_token", "model", "usage")
+
+    def __init__(self, attempt: Attempt, model: str) -> None:
+        self.attempt = attempt
+        self.model = self.answered_model = model
+        self.usage: ir.Usage | None = None
+        self.finish: list[str] = []
+        self.first_token = True
+
+    def see(self, batch: list[ir.StreamEvent]) -> None:
+        """Note what `batch` tells."""
+        for event in batch:
+            kind = type(event)  # the events are final classes (see gateway.ir)
+            if kind is ir.TextDelta or kind is ir.ToolCallStart:
+                if self.first_token:
+                    self.first_token = False
+                    self.attempt.first_token()
+            elif type(event) is ir.UsageReport:
+                self.usage = event.usage
+            elif type(event) is ir.Finish:
+                self.finish.append(event.reason)
+            elif type(event) is ir.MessageStart:
+                self.answered_model = event.model or self.model
+            elif type(event) is ir.StreamError:
+                self.attempt.set_error(event.type)
+
+    def report(self) -> None:
+        """The stream ran to its end: record the response."""
+        usage = self.usage
+        self.attempt.set_response(self.answered_model, usage.input_tokens if usage else None,
+                                  usage.output_tokens if usage else None, self.finish)
 
 
 # What ends the wait for an answer's first words: its first text or tool call, or a failure.
@@ -156,38 +164,68 @@ def _through_first_words(chunk: bytes, parser: SSEParser | NDJSONParser, dec: St
 
 
 async def _events(provider: Provider, response: UpstreamStream, parser: SSEParser | NDJSONParser,
-                  dec: StreamDecoder) -> AsyncIterator[list[ir.StreamEvent]]:
+                  dec: StreamDecoder, notes: _Notes | None = None,
+                  stack: ExitStack | None = None) -> AsyncGenerator[list[ir.StreamEvent], None]:
     """Batches of events, one per upstream chunk that completed any; a read failure becomes a
     StreamError, and nothing follows one. The chunk that completes the answer gives a
-    `LastBatch`, with what the stream's end adds."""
+    `LastBatch`, with what the stream's end adds. `notes` (when telemetry is on) sees every
+    batch; the response is closed, and `stack` with it, however the stream ends.
+
+    One generator for the reading and the noting: each layer of async generators costs a few
+    thousand instructions a stream (its first-iteration hook, a hop per batch, the
+    exceptions that end and close it)."""
     try:
-        frames = []  # the frames of the answer's last chunk, when it is known to be the last
-        early: list[ir.StreamEvent] = []  # events decoded ahead of the rest of their chunk
-        spoken = False  # the answer's first words (or its failure) have been handed on
-        async with aclosing(response.chunks()) as chunks:
-            async for chunk in chunks:
-                if spoken:
-                    frames = parser.feed(chunk)
-                else:
-                    early, frames, rest, spoken = _through_first_words(chunk, parser, dec)
+        failed = False  # a StreamError went out: nothing follows it
+        try:
+            frames = []  # the frames of the answer's last chunk, when known to be the last
+            early: list[ir.StreamEvent] = []  # events decoded ahead of the rest of their chunk
+            spoken = False  # the answer's first words (or its failure) have been handed on
+            async with aclosing(response.chunks()) as chunks:
+                async for chunk in chunks:
                     if spoken:
-                        first, early = early, []
-                        yield first
-                        if type(first[-1]) is ir.StreamError:
-                            return
-                        frames += parser.feed(rest)
-                if response.at_eof():
-                    break  # its events go out with the stream's end, below
-                batch = early + dec.feed_all(frames)
-                frames, early = [], []
-                if batch:
-                    yield batch
-                    if type(batch[-1]) is ir.StreamError:
-                        return
-        frames += parser.close()
-        yield LastBatch(early + dec.feed_all(frames) + dec.close())
-    except UpstreamError as exc:
-        yield [ir.StreamError(exc.message, type=exc.code)]
-    except READ_ERRORS:
-        yield [ir.StreamError(f"{provider.id} sent a stream the gateway cannot read",
-                              type="invalid_upstream_response")]
+                        frames = parser.feed(chunk)
+                    else:
+                        early, frames, rest, spoken = _through_first_words(chunk, parser, dec)
+                        if spoken:
+                            first, early = early, []
+                            if notes is not None:
+                                notes.see(first)
+                            yield first
+                            if type(first[-1]) is ir.StreamError:
+                                failed = True
+                                break
+                            frames += parser.feed(rest)
+                    if response.at_eof():
+                        break  # its events go out with the stream's end, below
+                    batch = early + dec.feed_all(frames)
+                    frames, early = [], []
+                    if batch:
+                        if notes is not None:
+                            notes.see(batch)
+                        yield batch
+                        if type(batch[-1]) is ir.StreamError:
+                            failed = True
+                            break
+            if not failed:
+                frames += parser.close()
+                last = LastBatch(early + dec.feed_all(frames) + dec.close())
+                if notes is not None:
+                    notes.see(last)
+                yield last
+        except UpstreamError as exc:
+            failure: list[ir.StreamEvent] = [ir.StreamError(exc.message, type=exc.code)]
+            if notes is not None:
+                notes.see(failure)
+            yield failure
+        except READ_ERRORS:
+            failure = [ir.StreamError(f"{provider.id} sent a stream the gateway cannot read",
+                                      type="invalid_upstream_response")]
+            if notes is not None:
+                notes.see(failure)
+            yield failure
+        if notes is not None:
+            notes.report()
+    finally:
+        await response.aclose()
+        if stack is not None:
+            stack.close()

@@ -196,6 +196,7 @@ class _OneRead:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.read = False
+        self.closed = False
 
     async def chunks(self) -> Any:
         self.read = True
@@ -204,16 +205,22 @@ class _OneRead:
     def at_eof(self) -> bool:
         return self.read
 
+    async def aclose(self) -> None:
+        self.closed = True
+
 
 def test_the_first_words_of_a_read_go_on_ahead_of_the_rest_of_it() -> None:
     """A read holding a whole answer: its first text is handed on as a batch of its own
     (written before the rest is decoded), the rest follows as the stream's last batch."""
+    upstream = _OneRead(WHOLE)
+
     async def batches() -> list[list[ir.StreamEvent]]:
-        stream = chat._events(None, _OneRead(WHOLE),  # type: ignore[arg-type]
+        stream = chat._events(None, upstream,  # type: ignore[arg-type]
                               SSEParser(), DIALECT.stream_decoder(model="gpt-4o-mini"))
         return [batch async for batch in stream]
 
     first, rest = asyncio.run(batches())
+    assert upstream.closed  # the stream's end closes the upstream response
     assert type(first) is list and type(rest) is LastBatch
     assert [type(event) for event in first] == [ir.MessageStart, ir.TextDelta]
     assert first[-1] == ir.TextDelta(TOKENS[0])
