@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from typing import Any
 
 import orjson
@@ -26,6 +26,29 @@ def _raw_pair(item: tuple[str, str]) -> tuple[bytes, bytes]:
     return pair
 
 
+def raw_headers(headers: Mapping[str, str] | None, kind: tuple[bytes, bytes],
+                body: Sized | None, status: int) -> list[tuple[bytes, bytes]]:
+    """Starlette's `Response.raw_headers` for these headers, with `kind` as the content-type
+    line and `body`'s length unless the headers name them, from kept bytes: each header is
+    lowered and encoded once, not for every answer."""
+    raw: list[tuple[bytes, bytes]] = []
+    length = typed = True
+    if headers:
+        for item in headers.items():
+            pair = _RAW_PAIRS.get(item) or _raw_pair(item)
+            raw.append(pair)
+            name = pair[0]
+            if name == b"content-length":
+                length = False
+            elif name == b"content-type":
+                typed = False
+    if body is not None and length and not (status < 200 or status in (204, 304)):
+        raw.append((b"content-length", b"%d" % len(body)))
+    if typed:
+        raw.append(kind)
+    return raw
+
+
 class JSONResponse(Response):
     """A JSON response serialised with orjson."""
 
@@ -36,29 +59,12 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
     def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
-        """Starlette's `raw_headers`, the same list, with each header's bytes kept rather
-        than lowered and encoded again for every answer (16,000 instructions an answer with
-        three headers, against 4,000)."""
+        """Starlette's `raw_headers`, the same list, through `raw_headers` (16,000
+        instructions an answer with three headers, against 4,000)."""
         if self.media_type != JSONResponse.media_type:
             super().init_headers(headers)
             return
-        raw: list[tuple[bytes, bytes]] = []
-        length = kind = True
-        if headers:
-            for item in headers.items():
-                pair = _RAW_PAIRS.get(item) or _raw_pair(item)
-                raw.append(pair)
-                name = pair[0]
-                if name == b"content-length":
-                    length = False
-                elif name == b"content-type":
-                    kind = False
-        status = self.status_code
-        if length and not (status < 200 or status in (204, 304)):
-            raw.append((b"content-length", b"%d" % len(self.body)))
-        if kind:
-            raw.append(_JSON_TYPE)
-        self.raw_headers = raw
+        self.raw_headers = raw_headers(headers, _JSON_TYPE, self.body, self.status_code)
 
 
 def error_response(exc: GatewayError, body: Any = None) -> JSONResponse:

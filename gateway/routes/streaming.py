@@ -25,11 +25,12 @@ from starlette.types import Receive, Scope, Send
 from gateway import ir
 from gateway.chat import LastBatch
 from gateway.errors import GatewayError, InvalidRequest, RequestAborted
-from gateway.responses import error_response
+from gateway.responses import error_response, raw_headers
 
 log = logging.getLogger("gateway")
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_SSE_TYPE = (b"content-type", b"text/event-stream; charset=utf-8")
 INTERNAL_ERROR = "internal error"
 
 
@@ -84,7 +85,8 @@ class EventStreamResponse(Response):
                  encoder: StreamEncoder, headers: dict[str, str] | None = None) -> None:
         self.status_code = 200
         self.background = None
-        self.init_headers({**SSE_HEADERS, **(headers or {})})
+        # Starlette's headers for a body-less text/event-stream response, from kept bytes.
+        self.raw_headers = raw_headers({**SSE_HEADERS, **(headers or {})}, _SSE_TYPE, None, 200)
         self._batches = batches
         self._encoder = encoder
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import orjson
 from starlette.responses import Response
@@ -39,3 +40,29 @@ def test_another_media_type_is_starlettes_too() -> None:
     answer = JSONResponse({"a": 1}, headers={"X-Cache": "MISS"}, media_type="text/plain")
     assert answer.raw_headers == _starlettes({"a": 1}, 200, {"X-Cache": "MISS"}, "text/plain")
     assert (b"content-type", b"text/plain; charset=utf-8") in answer.raw_headers
+
+
+def test_an_event_streams_headers_are_starlettes() -> None:
+    from gateway.routes.streaming import EventStreamResponse
+
+    class Encoder:
+        def encode(self, event: object) -> bytes:
+            return b""
+
+        def finish(self) -> bytes:
+            return b""
+
+    async def nothing() -> Any:
+        yield []
+
+    for headers in (None, {"X-Cache": "MISS", "x-gateway-model": "m"},
+                    {"Cache-Control": "no-store", "Content-Type": "text/plain"}):
+        batches = nothing()
+        answer = EventStreamResponse(batches, Encoder(), headers=headers)
+        starlettes = Response.__new__(Response)  # a response with no body at all
+        starlettes.status_code = 200
+        starlettes.media_type = "text/event-stream"
+        starlettes.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no",
+                                 **(headers or {})})
+        assert answer.raw_headers == starlettes.raw_headers
+        assert answer.media_type == "text/event-stream"
