@@ -117,23 +117,25 @@ class Alarms:
             self._arm(heap[0])
 
 
-_loop: asyncio.AbstractEventLoop | None = None
-_alarms: Alarms | None = None
+# The last loop asked for and its alarms, as one tuple: read and replaced whole, so that
+# loops running in other threads never see one's loop with another's alarms.
+_last: tuple[asyncio.AbstractEventLoop | None, Alarms | None] = (None, None)
 _ALARMS: dict[asyncio.AbstractEventLoop, Alarms] = {}
 
 
 def alarms(loop: asyncio.AbstractEventLoop) -> Alarms:
     """The `Alarms` of `loop` (made on first use; a closed loop's are dropped then)."""
-    global _loop, _alarms
-    if loop is _loop:
-        assert _alarms is not None
-        return _alarms
+    global _last
+    last_loop, last_alarms = _last
+    if last_loop is loop and last_alarms is not None:
+        return last_alarms
     found = _ALARMS.get(loop)
     if found is None:
-        for old in [old for old in _ALARMS if old.is_closed()]:
-            del _ALARMS[old]
+        for old in list(_ALARMS):  # a copy: other threads' loops may add theirs meanwhile
+            if old.is_closed():
+                _ALARMS.pop(old, None)
         found = _ALARMS[loop] = Alarms(loop)
-    _loop, _alarms = loop, found
+    _last = (loop, found)
     return found
 
 

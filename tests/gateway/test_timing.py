@@ -215,3 +215,4 @@ def test_limited_clears_its_alarm_when_the_wait_ends() -> None:
         assert len(ring) == 0
 
     _on_both_loops(main)
+
