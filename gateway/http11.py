@@ -114,6 +114,8 @@ def _kept_head_line(item: tuple[bytes, bytes]) -> HeadLine:
             _HEAD_LINES.clear()
         _HEAD_LINES[item] = found
     return found
+
+
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Past this many bytes held in one iteration, they are written at once.
 MAX_HELD_BYTES = 64 * 1024
