@@ -343,7 +343,7 @@ class _Connection(asyncio.Protocol):
             return
         headers: dict[str, str] = {}
         for raw_name, raw_value in self._header_list:
-            name = raw_name.decode("latin-1").lower()
+            name = _NAMES.get(raw_name) or _name_of(raw_name)
             value = raw_value.decode("latin-1")
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         self.keep_alive = self.parser.should_keep_alive()
@@ -438,6 +438,20 @@ def _until_close(headers: dict[str, str], keep_alive: bool) -> bool:
     chunked)."""
     return not keep_alive and "content-length" not in headers and \
         "chunked" not in headers.get("transfer-encoding", "")
+
+
+# Answer header names as the answer dicts hold them (decoded, lowered), by their bytes: a
+# provider sends the same twenty or so on every answer.
+_NAMES: dict[bytes, str] = {}
+_NAMES_KEPT = 1024
+
+
+def _name_of(raw: bytes) -> str:
+    name = raw.decode("latin-1").lower()
+    if len(_NAMES) >= _NAMES_KEPT:
+        _NAMES.clear()
+    _NAMES[raw] = name
+    return name
 
 
 def _expire(waiter: asyncio.Future[Any]) -> None:

@@ -398,3 +398,22 @@ async def test_an_answer_before_its_body_was_sent_does_not_reuse_the_connection(
         answer.release()  # complete, but 16 MiB of its request are still unsent
         assert await get(http, script.url()) == (200, b"second")
         assert script.connections == 2
+
+
+async def test_answer_header_names_are_lowered_and_repeats_joined_every_time() -> None:
+    extra = (b"X-RateLimit-Remaining: 5\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\n"
+             b"X-Cafe: \xe9t\xe9\r\n")
+
+    async def serve(conn: Conn) -> None:
+        while await conn.request():
+            await conn.send(ok(extra=extra))
+
+    async with scripted(serve) as script, client() as http:
+        for _ in range(3):  # the names are kept after the first answer: the same each time
+            answer = await http.request("GET", script.url(), (), max_body=1 << 20)
+            await answer.read()
+            answer.release()
+            assert answer.headers == {"content-type": "application/json",
+                                      "x-ratelimit-remaining": "5",
+                                      "set-cookie": "a=1, b=2", "x-cafe": "\xe9t\xe9",
+                                      "content-length": "11"}
