@@ -203,6 +203,11 @@ class Cycle:
         self.write_limit = write
         self.body_limit = body
 
+    def flush(self) -> None:
+        """Write what the response has sent so far now, rather than when this loop iteration
+        ends (a stream's first words, with more of the answer still to be made)."""
+        self.protocol.flush()
+
     def on_disconnect(self, callback: Callable[[], None] | None) -> None:
         """Call `callback` (once, at once) when the client leaves before the response is
         complete; None forgets it. A client already gone is told about at once.

@@ -106,7 +106,7 @@ class EventStreamResponse(Response):
         try:
             await send({"type": "http.response.start", "status": self.status_code,
                         "headers": self.raw_headers})
-            last = await self._pump(send)
+            last = await self._pump(send, cycle)
             watch.running = False
             await send({"type": "http.response.body", "body": last, "more_body": False})
             await self._settle()
@@ -122,12 +122,13 @@ class EventStreamResponse(Response):
                 cycle.on_disconnect(None)
             await self._batches.aclose()
 
-    async def _pump(self, send: Send) -> bytes:
+    async def _pump(self, send: Send, cycle: Any) -> bytes:
         """Write the batches as they come; return the stream's last bytes, for the last write.
 
-        The server holds writes until the loop iteration ends; after the first batch the pump
-        lets the iteration end, so the answer's first words (which `chat.open_stream` hands
-        on ahead of the rest of their read) leave before the rest is decoded.
+        The server holds writes until the loop iteration ends. The answer's first words
+        (which `chat.open_stream` hands on ahead of the rest of their read) must leave before
+        the rest is decoded: the gateway's own server (`cycle`) writes them at once; under
+        another, the pump lets the iteration end.
         """
         batches, encode = self._batches, self._encoder.encode
         first = True
@@ -148,7 +149,10 @@ class EventStreamResponse(Response):
                 await send({"type": "http.response.body", "body": data, "more_body": True})
                 if first:
                     first = False
-                    await asyncio.sleep(0)
+                    if cycle is not None:
+                        cycle.flush()  # a loop iteration fewer than sleeping
+                    else:
+                        await asyncio.sleep(0)
 
     async def _settle(self) -> None:
         """Run the stream to its end once the client has all of it: what follows the last

@@ -448,9 +448,17 @@ def test_a_streams_head_leaves_with_its_first_chunk_then_one_write_per_iteration
 
 
 async def _first_words_then_the_rest(scope: Scope, receive: Any, send: Any) -> None:
-    """A stream whose batches are all ready at once, as when one upstream read held them."""
+    """A stream whose batches are all ready at once, as when one upstream read held them.
+    Notes, as the rest is made, how many writes there were and whether the loop has been
+    round since the first words (`_first_words_then_the_rest.seen`)."""
+    loop = asyncio.get_running_loop()
+
     async def batches() -> AsyncGenerator[list[ir.StreamEvent], None]:
+        went_round: list[bool] = []
+        loop.call_soon(went_round.append, True)
         yield [ir.TextDelta("first")]
+        _first_words_then_the_rest.seen = (  # type: ignore[attr-defined]
+            len(Recorder.latest.writes), bool(went_round))
         yield LastBatch([ir.TextDelta("second"), ir.TextDelta("third")])
 
     await receive()
@@ -461,6 +469,9 @@ async def _first_words_then_the_rest(scope: Scope, receive: Any, send: Any) -> N
 def test_a_streams_first_batch_is_written_before_the_next_one_is_made(others: int) -> None:
     writes = _writes_for(b"GET /stream HTTP/1.1\r\nhost: t\r\n\r\n",
                          _first_words_then_the_rest, others=others)
+    # The first words were written when the rest began to be made, at once: the loop had not
+    # gone round (a stream's first words cost no extra loop iteration).
+    assert _first_words_then_the_rest.seen == (1, False)  # type: ignore[attr-defined]
     assert len(writes) == 2
     assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     first = b"data: first\n\n"
