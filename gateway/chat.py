@@ -212,14 +212,11 @@ async def _events(provider: Provider, response: UpstreamStream, parser: SSEParse
                 if notes is not None:
                     notes.see(last)
                 yield last
-        except UpstreamError as exc:
-            failure: list[ir.StreamEvent] = [ir.StreamError(exc.message, type=exc.code)]
-            if notes is not None:
-                notes.see(failure)
-            yield failure
-        except READ_ERRORS:
-            failure = [ir.StreamError(f"{provider.id} sent a stream the gateway cannot read",
-                                      type="invalid_upstream_response")]
+        except (UpstreamError, *READ_ERRORS) as exc:
+            failure: list[ir.StreamEvent] = [
+                ir.StreamError(exc.message, type=exc.code) if isinstance(exc, UpstreamError)
+                else ir.StreamError(f"{provider.id} sent a stream the gateway cannot read",
+                                    type="invalid_upstream_response")]
             if notes is not None:
                 notes.see(failure)
             yield failure

@@ -139,30 +139,62 @@ def alarms(loop: asyncio.AbstractEventLoop) -> Alarms:
     return found
 
 
+class Deadline:
+    """Cancels the running task at loop time `when`, unless `end`ed first (an alarm).
+
+    After a CancelledError, `absorbed()` tells whether it was this deadline's, and if so
+    takes its cancellation back from the task (`uncancel`), so that the caller can raise its
+    own error instead and the task goes on; a cancellation from elsewhere is not absorbed.
+    """
+
+    __slots__ = ("_passed", "_ring", "_slot", "_task")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        task = asyncio.current_task(loop)
+        assert task is not None, "a deadline bounds the running task"
+        self._task = task
+        self._passed = False
+        self._ring = alarms(loop)
+        self._slot = self._ring.set(when, self, Deadline._expire)
+
+    def end(self) -> None:
+        """The bounded wait is over: the alarm is cleared."""
+        self._ring.clear(self._slot, self)
+
+    def absorbed(self) -> bool:
+        """Whether the task's cancellation was this deadline's (and is now taken back)."""
+        if not self._passed:
+            return False
+        self._passed = False
+        self._task.uncancel()
+        return True
+
+    def _expire(self) -> None:
+        if not self._task.done():
+            self._passed = True
+            self._task.cancel()
+
+
 class Limited(Generic[T]):
     """Await `awaitable`; if it is still waiting `seconds` after it first suspended, raise
     `error` (its cancellation is absorbed). Await it once, from the task that runs it."""
 
-    __slots__ = ("_awaitable", "_error", "_expired", "_seconds", "_task")
+    __slots__ = ("_awaitable", "_error", "_seconds")
 
     def __init__(self, awaitable: Awaitable[T], seconds: float,
                  error: type[BaseException] | BaseException) -> None:
         self._awaitable = awaitable
         self._seconds = seconds
         self._error = error
-        self._expired = False
-        self._task: asyncio.Task[Any] | None = None
 
     def __await__(self) -> Generator[Any, Any, T]:
         inner = self._awaitable.__await__()
         try:
             signal = inner.send(None)
-        except StopIteration as done:  # finished without waiting: no timer at all
+        except StopIteration as done:  # finished without waiting: no deadline at all
             return done.value  # type: ignore[no-any-return]
         loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task(loop)
-        ring = alarms(loop)
-        slot = ring.set(loop.time() + self._seconds, self, Limited._expire)
+        deadline = Deadline(loop, loop.time() + self._seconds)
         try:
             while True:
                 try:
@@ -174,18 +206,11 @@ class Limited(Generic[T]):
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         except asyncio.CancelledError:
-            if not self._expired:
+            if not deadline.absorbed():
                 raise
-            assert self._task is not None
-            self._task.uncancel()
             raise self._error from None
         finally:
-            ring.clear(slot, self)
-
-    def _expire(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._expired = True
-            self._task.cancel()
+            deadline.end()
 
 
 def limited(awaitable: Awaitable[T], seconds: float | None,

@@ -51,7 +51,7 @@ class Plan:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pairs",
-                           tuple((c.provider.id, c.model) for c in self.candidates))
+                           tuple((c.provider_id, c.model) for c in self.candidates))
 
 
 class Catalog:
