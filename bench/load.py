@@ -8,8 +8,9 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.procs import LOAD_CORE, cpu_seconds
 
@@ -88,3 +89,26 @@ def run_wrk(request: Request, *, concurrency: int, seconds: float, core: str = L
         streams_bad=data["streams_bad"], bad_sample=data["bad_sample"],
         cpu_s=(cpu_after - cpu_before) if cpu_before is not None and cpu_after is not None
         else None)
+
+
+def as_result(result: LoadResult) -> dict[str, Any]:
+    """A run's figures as results.json keeps them, with RPS and CPU per request."""
+    data = asdict(result)
+    data["rps"] = result.rps
+    data["cpu_us_per_request"] = result.cpu_us_per_request
+    return data
+
+
+def best_round(runs: list[LoadResult], by: str) -> dict[str, Any]:
+    """The best of several runs of one load: the most RPS (`by="rps"`) or the lowest p50
+    (`by="p50_ms"`). Other work on the machine only ever slows a run, so the best is the
+    nearest to the target's own speed; every target gets the same number of rounds. Every
+    round's figure is kept (`rounds`), and errors and streams are counted over all rounds:
+    no failure hides in a round that was not the best."""
+    loads = [as_result(run) for run in runs]
+    best = dict((max if by == "rps" else min)(loads, key=lambda load: load[by]))
+    best["rounds"] = [load[by] for load in loads]
+    for count in ("errors", "streams_ok", "streams_bad"):
+        best[count] = sum(load[count] for load in loads)
+    best["bad_sample"] = next((load["bad_sample"] for load in loads if load["bad_sample"]), "")
+    return best

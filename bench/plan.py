@@ -16,7 +16,9 @@ class Plan:
     default_seconds: float
     warmup_s: float
     stream_concurrency: int
-    stream_seconds: float
+    stream_seconds: float  # per round
+    stream_rounds: int  # streams/s: best of this many runs (see `bench.run._best_round`)
+    latency_rounds: int  # the runs at 1 concurrent: the one with the lowest p50 of this many
     first_chunk_count: int
     first_chunk_budget_s: float
     compare_seconds: float  # telemetry on/off and one/two workers: seconds per run
@@ -28,20 +30,26 @@ class Plan:
     open_wait_s: float
 
     def seconds_at(self, concurrency: int) -> float:
-        """How long the load run at `concurrency` lasts."""
+        """How long the load run at `concurrency` lasts (each round, at 1 concurrent)."""
         return self.seconds.get(concurrency, self.default_seconds)
+
+    def rounds_at(self, concurrency: int) -> int:
+        """How many runs at `concurrency` there are: several at 1 concurrent, else one."""
+        return self.latency_rounds if concurrency == 1 else 1
 
 
 FULL = Plan(
-    name="full", concurrencies=(1, 8, 64, 256), seconds={1: 10.0, 64: 10.0},
-    default_seconds=5.0, warmup_s=2.0, stream_concurrency=16, stream_seconds=10.0,
+    name="full", concurrencies=(1, 8, 64, 256), seconds={1: 4.0, 64: 10.0},
+    default_seconds=5.0, warmup_s=2.0, stream_concurrency=16, stream_seconds=4.0,
+    stream_rounds=3, latency_rounds=3,
     first_chunk_count=300, first_chunk_budget_s=20.0, compare_seconds=5.0, compare_rounds=5,
     profile_seconds=10.0, soak_seconds=20.0, open_streams=5000, open_hold_s=5.0,
     open_wait_s=30.0)
 
 QUICK = Plan(
     name="quick", concurrencies=(1, 64), seconds={}, default_seconds=2.0, warmup_s=1.0,
-    stream_concurrency=16, stream_seconds=2.0, first_chunk_count=50, first_chunk_budget_s=5.0,
+    stream_concurrency=16, stream_seconds=2.0, stream_rounds=1, latency_rounds=1,
+    first_chunk_count=50, first_chunk_budget_s=5.0,
     compare_seconds=2.0, compare_rounds=2, profile_seconds=3.0, soak_seconds=3.0,
     open_streams=1000, open_hold_s=2.0,
     open_wait_s=15.0)

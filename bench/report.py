@@ -293,6 +293,14 @@ def _interpreter_lines(builds: list[dict[str, Any]]) -> list[str]:
             f"in {_num(best['workload_ms'], 1)} ms" + (f"; {rest}" if rest else "") + ")."]
 
 
+def _best_of_text(rounds: int, what: str) -> str:
+    """How several rounds of one load are summed up, for the setup lines (none for one)."""
+    if rounds <= 1:
+        return ""
+    return (f"; {rounds} such runs {what} (other work on the machine only ever slows a run; "
+            "every target gets the same rounds, and all are in results.json)")
+
+
 def _setup_lines(r: Results) -> list[str]:
     m, plan = r["machine"], r["plan_detail"]
     cap = r.get("mock_capacity") or {}
@@ -311,13 +319,20 @@ def _setup_lines(r: Results) -> list[str]:
         f"memory: {_num(cap.get('rps'))} RPS at 64 concurrent with wrk on the other core.",
         f"- Non-stream: wrk, one thread, POSTing a small chat request; concurrencies "
         f"{', '.join(map(str, plan['concurrencies']))}; runs of "
-        f"{_num(plan['seconds'].get('64', plan['default_seconds']))} s at 64 "
-        f"(others {_num(plan['default_seconds'])} s) after a {_num(plan['warmup_s'])} s warm-up.",
+        f"{_num(plan['seconds'].get('64', plan['default_seconds']))} s at 64, "
+        f"{_num(plan['seconds'].get('1', plan['default_seconds']))} s at 1 "
+        f"(others {_num(plan['default_seconds'])} s) after a {_num(plan['warmup_s'])} s warm-up"
+        + _best_of_text(plan.get("latency_rounds", 1),
+                        "at 1 concurrent, the one with the lowest p50 shown") + ".",
         f"- Streams: {STREAM_CHUNKS} content chunks per stream (plus role, finish and usage "
         f"chunks and [DONE]), {plan['stream_concurrency']} concurrent for "
-        f"{_num(plan['stream_seconds'])} s; wrk checks every answer (each token once, in "
-        f"order, one per event). Time to first chunk: {plan['first_chunk_count']} sequential "
-        "streams read event by event (aiohttp), to the first text.",
+        f"{_num(plan['stream_seconds'])} s"
+        + _best_of_text(plan.get("stream_rounds", 1),
+                        "alternating between a target's routes, the one with the most "
+                        "streams/s shown; intact and broken streams are counted over all")
+        + "; wrk checks every answer (each token once, in order, one per event). Time to "
+        f"first chunk: {plan['first_chunk_count']} sequential streams read event by event "
+        "(aiohttp), to the first text.",
         "- Added latency = the target's percentile at 1 concurrent minus the same percentile "
         "direct to the mock. CPU per request = the target's user+system CPU time (process "
         "tree, /proc) over the run divided by its requests. RSS = VmRSS of the process tree.",

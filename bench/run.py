@@ -19,7 +19,7 @@ import httpx
 
 from bench import profile as profiling
 from bench.compare import paired_ratio
-from bench.load import LoadResult, Request, run_wrk
+from bench.load import LoadResult, Request, as_result, best_round, run_wrk
 from bench.mock import STREAM_CHUNKS, Mock
 from bench.plan import Plan
 from bench.procs import (
@@ -51,11 +51,12 @@ DIRECT = Route("mock (direct)", "/v1/chat/completions", body={"model": "bench-mo
                                                               "messages": []})
 
 
-def _load(result: LoadResult) -> Result:
-    data = asdict(result)
-    data["rps"] = result.rps
-    data["cpu_us_per_request"] = result.cpu_us_per_request
-    return data
+def _sweep_at(request: Request, plan: Plan, concurrency: int, cpu_of: int | None = None
+              ) -> Result:
+    """One point of a sweep; at 1 concurrent, the round with the lowest p50."""
+    runs = [run_wrk(request, concurrency=concurrency, seconds=plan.seconds_at(concurrency),
+                    cpu_of=cpu_of) for _ in range(plan.rounds_at(concurrency))]
+    return best_round(runs, "p50_ms" if concurrency == 1 else "rps")
 
 
 def _url(port: int, route: Route) -> str:
@@ -66,21 +67,21 @@ def mock_capacity(mock: Mock, plan: Plan) -> Result:
     """The mock alone, with wrk on the other (otherwise idle) core: it must far outrun all."""
     request = Request(mock.json_url + DIRECT.path, DIRECT.payload(stream=False))
     result = run_wrk(request, concurrency=64, seconds=plan.seconds_at(64), core=GATEWAY_CORE)
-    return _load(result)
+    return as_result(result)
 
 
 def direct_baseline(mock: Mock, plan: Plan) -> Result:
     """Direct-to-mock runs with the same placement as the targets (wrk on the load core)."""
     request = Request(mock.json_url + DIRECT.path, DIRECT.payload(stream=False))
-    sweep = {str(c): _load(run_wrk(request, concurrency=c, seconds=plan.seconds_at(c)))
-             for c in plan.concurrencies}
+    sweep = {str(c): _sweep_at(request, plan, c) for c in plan.concurrencies}
     stream_url = mock.sse_url + DIRECT.path
     body = DIRECT.payload(stream=True)
-    stream = run_wrk(Request(stream_url, body), concurrency=plan.stream_concurrency,
-                     seconds=plan.stream_seconds, stream_chunks=STREAM_CHUNKS)
+    stream = [run_wrk(Request(stream_url, body), concurrency=plan.stream_concurrency,
+                      seconds=plan.stream_seconds, stream_chunks=STREAM_CHUNKS)
+              for _ in range(plan.stream_rounds)]
     first = first_chunk_times(stream_url, body, {}, "openai", count=plan.first_chunk_count,
                               budget_s=plan.first_chunk_budget_s)
-    return {"label": DIRECT.label, "sweep": sweep, "stream": _load(stream),
+    return {"label": DIRECT.label, "sweep": sweep, "stream": best_round(stream, "rps"),
             "first_chunk": asdict(first)}
 
 
@@ -121,9 +122,7 @@ def sweep_target(target: Target, mock: Mock, plan: Plan, log_dir: Path) -> dict[
             run_wrk(request, concurrency=64, seconds=plan.warmup_s)
             sweep: Result = {}
             for concurrency in plan.concurrencies:
-                sweep[str(concurrency)] = _load(run_wrk(
-                    request, concurrency=concurrency, seconds=plan.seconds_at(concurrency),
-                    cpu_of=proc.pid))
+                sweep[str(concurrency)] = _sweep_at(request, plan, concurrency, proc.pid)
                 steps.append(rss_mb(proc.pid))
             rows[route.label] = {"status": "ok", "sweep": sweep}
         soak = _soak(proc, port, target, mock, plan) if target.group == "project" else {}
@@ -141,31 +140,39 @@ def _soak(proc: Proc, port: int, target: Target, mock: Mock, plan: Plan) -> Resu
     request = Request(_url(port, route), route.payload(stream=False),
                       route.request_headers(mock.json_url))
     run = run_wrk(request, concurrency=64, seconds=plan.soak_seconds, cpu_of=proc.pid)
-    return {"soak": {**_load(run), "rss_before_mb": before,
+    return {"soak": {**as_result(run), "rss_before_mb": before,
                      "rss_after_mb": rss_mb(proc.pid)}}
 
 
 def stream_target(target: Target, mock: Mock, plan: Plan, log_dir: Path,
                   skip: set[str]) -> dict[str, Result]:
-    """Streams/s with every frame checked, then time to first chunk, per route."""
+    """Streams/s with every frame checked (the best of the plan's rounds, alternating between
+    the routes), then time to first chunk, per route."""
     rows: dict[str, Result] = {}
     routes = [r for r in target.routes if r.label not in skip]
     if not routes:
         return rows
     proc, port = _launch(target, mock.sse_url, log_dir, routes[0], stream=True)
     try:
+        requests = {route.label: Request(_url(port, route), route.payload(stream=True),
+                                         route.request_headers(mock.sse_url))
+                    for route in routes}
+        runs: dict[str, list[LoadResult]] = {label: [] for label in requests}
+        for request in requests.values():
+            run_wrk(request, concurrency=plan.stream_concurrency, seconds=plan.warmup_s,
+                    stream_chunks=STREAM_CHUNKS)
+        for _ in range(plan.stream_rounds):
+            for label, request in requests.items():
+                runs[label].append(run_wrk(
+                    request, concurrency=plan.stream_concurrency, seconds=plan.stream_seconds,
+                    stream_chunks=STREAM_CHUNKS, cpu_of=proc.pid))
         for route in routes:
-            url, body = _url(port, route), route.payload(stream=True)
-            headers = route.request_headers(mock.sse_url)
-            run_wrk(Request(url, body, headers), concurrency=plan.stream_concurrency,
-                    seconds=plan.warmup_s, stream_chunks=STREAM_CHUNKS)
-            stream = run_wrk(Request(url, body, headers), concurrency=plan.stream_concurrency,
-                             seconds=plan.stream_seconds, stream_chunks=STREAM_CHUNKS,
-                             cpu_of=proc.pid)
-            first = first_chunk_times(url, body, headers, route.stream_format,
-                                      count=plan.first_chunk_count,
+            request = requests[route.label]
+            first = first_chunk_times(request.url, request.body, request.headers,
+                                      route.stream_format, count=plan.first_chunk_count,
                                       budget_s=plan.first_chunk_budget_s)
-            rows[route.label] = {"stream": _load(stream), "first_chunk": asdict(first),
+            rows[route.label] = {"stream": best_round(runs[route.label], "rps"),
+                                 "first_chunk": asdict(first),
                                  "rss_after_streams_mb": rss_mb(proc.pid)}
     finally:
         proc.stop()
@@ -184,7 +191,7 @@ def _best_of(contenders: Mapping[str, tuple[Request, list[Proc]]], plan: Plan) -
         for name, (request, procs) in contenders.items():
             cpu_before = sum(cpu_seconds(p.pid) for p in procs)
             result = run_wrk(request, concurrency=64, seconds=plan.compare_seconds)
-            data = _load(result)
+            data = as_result(result)
             cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
             data["cpu_us_per_request"] = cpu / result.requests * 1e6 if result.requests else None
             rounds[name].append(data["rps"])
@@ -262,7 +269,7 @@ def gateway_profile(mock: Mock, plan: Plan, log_dir: Path) -> Result:
         found = profiling.collect(spy, out_file, timeout=plan.profile_seconds + 60)
     finally:
         proc.stop()
-    return {"route": route.label, "load_while_profiling": _load(load), **asdict(found)}
+    return {"route": route.label, "load_while_profiling": as_result(load), **asdict(found)}
 
 
 def _slow_upstream(plan: Plan, log_dir: Path, name: str) -> tuple[Proc, str]:

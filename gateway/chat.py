@@ -158,7 +158,7 @@ def _through_first_words(chunk: bytes, parser: SSEParser | NDJSONParser, dec: St
         for n, frame in enumerate(frames):
             new = dec.feed(frame)
             events += new
-            if any(type(event) in _FIRST_WORDS for event in new):
+            if not _FIRST_WORDS.isdisjoint(map(type, new)):  # no generator to close early
                 return events, frames[n + 1:], chunk[start:], True
     return events, [], b"", False
 

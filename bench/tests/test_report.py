@@ -83,3 +83,13 @@ def test_render_names_every_row_and_an_unmeasured_peer() -> None:
 def test_telemetry_line_gives_both_ratios() -> None:
     text = render(results(5000), chart="benchmarks.png")
     assert "ratio 0.90 (median of the rounds' on/off; 0.87 between the best runs)" in text
+
+
+def test_setup_says_how_rounds_are_summed_up() -> None:
+    data = results(5000)
+    assert "such runs" not in render(data, chart=None)  # one run each: nothing to say
+    data["plan_detail"].update(latency_rounds=3, stream_rounds=3, seconds={"1": 4.0})
+    text = render(data, chart=None)
+    assert "4 s at 1 (others 2 s)" in text
+    assert "3 such runs at 1 concurrent, the one with the lowest p50 shown" in text
+    assert "3 such runs alternating between a target's routes" in text
