@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import interpreter, peers, plan, run
+from bench import interpreter, peers, plan, run, wakeup
 from bench.chart import draw
 from bench.mock import Mock, start_mock
 from bench.procs import LOAD_CORE
@@ -49,7 +49,16 @@ def machine() -> dict[str, Any]:
     mem_gb = int(meminfo[meminfo.index("MemTotal:") + 1]) / 1024 / 1024
     return {"cores": os.cpu_count(), "cpu": model, "memory_gb": round(mem_gb, 1),
             "kernel": platform.release(), "load_average_at_start": os.getloadavg(),
-            "busy_before_start": busy_share(), "interpreters": interpreter.survey()}
+            "busy_before_start": busy_share(), "interpreters": interpreter.survey(),
+            "wakeup": _wakeup()}
+
+
+def _wakeup() -> dict[str, Any]:
+    """`bench.wakeup`'s round trips, or why there are none (the run goes on without)."""
+    try:
+        return dict(wakeup.measure())
+    except Exception as exc:  # context for the report, never a failed run
+        return {"error": f"{type(exc).__name__}: {exc}"[:200]}
 
 
 def versions() -> dict[str, str]:

@@ -301,6 +301,19 @@ def _best_of_text(rounds: int, what: str) -> str:
             "every target gets the same rounds, and all are in results.json)")
 
 
+def _wakeup_lines(wake: dict[str, Any]) -> list[str]:
+    """What waking the other core costs here, which the latency at 1 concurrent includes."""
+    if "cross_core_us" not in wake:
+        return []
+    extra = 2 * (wake["cross_core_us"] - wake["same_core_us"])
+    return [f"- Waking the other core: a byte bounced between two processes over a socket pair "
+            f"takes {_num(wake['cross_core_us'], 1)} µs there and back across the two cores, "
+            f"{_num(wake['same_core_us'], 1)} µs on one (`bench/wakeup.py`). A request through "
+            "a target at 1 concurrent crosses cores four times (wrk, target, mock, target, wrk) "
+            f"and the direct run none, so about {_num(extra / 1000, 3)} ms of every target's "
+            "added latency at 1 concurrent is this machine's, whatever the target does."]
+
+
 def _setup_lines(r: Results) -> list[str]:
     m, plan = r["machine"], r["plan_detail"]
     cap = r.get("mock_capacity") or {}
@@ -313,6 +326,7 @@ def _setup_lines(r: Results) -> list[str]:
         f"{_num(m.get('load_average_at_end', [None])[0], 2)} at end. Other work on the "
         "machine lowers every figure here; compare rows within one run.",
         *_interpreter_lines(m.get("interpreters") or []),
+        *_wakeup_lines(m.get("wakeup") or {}),
         "- Placement (taskset): the target on core 0, one worker; the nginx mock, wrk and the "
         "stream client on core 1.",
         f"- Mock upstream: nginx (one worker) answering OpenAI's chat-completions format from "

@@ -93,3 +93,12 @@ def test_setup_says_how_rounds_are_summed_up() -> None:
     assert "4 s at 1 (others 2 s)" in text
     assert "3 such runs at 1 concurrent, the one with the lowest p50 shown" in text
     assert "3 such runs alternating between a target's routes" in text
+
+
+def test_setup_says_what_waking_the_other_core_costs() -> None:
+    data = results(5000)
+    assert "Waking the other core" not in render(data, chart=None)
+    data["machine"]["wakeup"] = {"same_core_us": 9.0, "cross_core_us": 94.0}
+    text = render(data, chart=None)
+    assert "takes 94.0 µs there and back across the two cores, 9.0 µs on one" in text
+    assert "about 0.170 ms of every target's added latency at 1 concurrent" in text

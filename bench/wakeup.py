@@ -1,0 +1,75 @@
+"""What waking the other core costs on this machine: a floor under latency at 1 concurrent.
+
+`python -m bench.wakeup` bounces one byte between two processes over a socket pair, first
+with both on the load core, then with one on each core, and prints the median round trip of
+each as JSON. A request through a target at 1 concurrent crosses cores four times (wrk, the
+target, the mock, the target, wrk) where the direct run crosses none, and on a virtual
+machine whose idle cores halt, every crossing waits for a core to wake: that time is the
+machine's, whatever the target does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from bench.procs import GATEWAY_CORE, LOAD_CORE
+
+ROUND_TRIPS = 5_000
+WARM_UP = 500
+BUDGET_S = 5.0  # per placement: a slow machine gives fewer round trips, never a longer run
+
+
+def _bounce(here: int, there: int) -> float:
+    """The median round trip in microseconds, this process on `here`, its child on `there`."""
+    mine, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # the child echoes until the parent closes its end
+        try:
+            mine.close()
+            os.sched_setaffinity(0, {there})
+            while data := theirs.recv(64):
+                theirs.send(data)
+        finally:
+            os._exit(0)
+    theirs.close()
+    try:
+        os.sched_setaffinity(0, {here})
+        for _ in range(WARM_UP):
+            mine.send(b"x")
+            mine.recv(64)
+        times: list[int] = []
+        deadline = time.monotonic() + BUDGET_S
+        while len(times) < ROUND_TRIPS and time.monotonic() < deadline:
+            start = time.perf_counter_ns()
+            mine.send(b"x")
+            mine.recv(64)
+            times.append(time.perf_counter_ns() - start)
+    finally:
+        mine.close()
+        os.waitpid(pid, 0)
+    times.sort()
+    return times[len(times) // 2] / 1000
+
+
+def measure() -> dict[str, float]:
+    """Both placements, from a child process (whose cores it sets itself)."""
+    done = subprocess.run([sys.executable, "-m", "bench.wakeup"], capture_output=True,
+                          text=True, timeout=4 * BUDGET_S + 30, check=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result: dict[str, float] = json.loads(done.stdout)
+    return result
+
+
+def main() -> None:
+    load, gateway = int(LOAD_CORE), int(GATEWAY_CORE)
+    print(json.dumps({"same_core_us": round(_bounce(load, load), 1),
+                      "cross_core_us": round(_bounce(gateway, load), 1)}))
+
+
+if __name__ == "__main__":
+    main()
