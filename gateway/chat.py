@@ -196,7 +196,11 @@ async def _events(provider: Provider, response: UpstreamStream, parser: SSEParse
                                 break
                             frames += parser.feed(rest)
                     if response.at_eof():
-                        break  # its events go out with the stream's end, below
+                        # Its events go out with the stream's end, below. `chunks` is let
+                        # run to its end (it does not wait at EOF): closing it early would
+                        # throw an exception into it.
+                        await anext(chunks, None)
+                        break
                     batch = early + dec.feed_all(frames)
                     frames, early = [], []
                     if batch:

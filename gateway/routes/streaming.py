@@ -159,7 +159,8 @@ class EventStreamResponse(Response):
         batch is bookkeeping (usage, the cache, cooldowns), and there is no one left to tell
         if that fails."""
         try:
-            async for _ in self._batches:
+            batches = self._batches
+            while await anext(batches, None) is not None:  # see `Router._committed`
                 pass
         except Exception as exc:
             log.error("stream bookkeeping failed after the answer: %s", type(exc).__name__)

@@ -45,6 +45,7 @@ T = TypeVar("T")
 Events = AsyncGenerator[ir.StreamEvent, None]
 Batch = list[ir.StreamEvent]
 Batches = AsyncGenerator[Batch, None]
+_NO_MORE: Batch = []  # `anext`'s default at the end of `Batches` (compared by identity)
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -211,7 +212,9 @@ class Router:
             for batch in head:
                 assembler.add_all(batch)
                 yield batch
-            async for batch in batches:
+            # `anext` with a default: the end of `batches` is a value, not an exception
+            # raised through this frame (a few thousand instructions a stream).
+            while (batch := await anext(batches, _NO_MORE)) is not _NO_MORE:
                 assembler.add_all(batch)
                 yield batch
                 if assembler.failed:
