@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -181,25 +181,18 @@ def stream_target(target: Target, mock: Mock, plan: Plan, log_dir: Path,
 
 def _best_of(contenders: Mapping[str, tuple[Request, list[Proc]]], plan: Plan) -> Result:
     """Alternate 64-concurrent runs between contenders (all started, idle when not measured)
-    and keep each one's best: interference from elsewhere only ever lowers a figure. Each
+    and keep each one's best (`best_round`), its CPU that of the contender's processes. Each
     one's RPS of every round is kept too (`rounds`), for `paired_ratio`."""
-    best: Result = {}
-    rounds: dict[str, list[float]] = {name: [] for name in contenders}
+    runs: dict[str, list[LoadResult]] = {name: [] for name in contenders}
     for request, _ in contenders.values():
         run_wrk(request, concurrency=64, seconds=plan.warmup_s)
     for _ in range(plan.compare_rounds):
         for name, (request, procs) in contenders.items():
             cpu_before = sum(cpu_seconds(p.pid) for p in procs)
             result = run_wrk(request, concurrency=64, seconds=plan.compare_seconds)
-            data = as_result(result)
             cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
-            data["cpu_us_per_request"] = cpu / result.requests * 1e6 if result.requests else None
-            rounds[name].append(data["rps"])
-            if name not in best or data["rps"] > best[name]["rps"]:
-                best[name] = data
-    for name, rps in rounds.items():
-        best[name]["rounds"] = rps
-    return best
+            runs[name].append(replace(result, cpu_s=cpu))
+    return {name: best_round(rounds, "rps") for name, rounds in runs.items()}
 
 
 def telemetry_cost(mock: Mock, plan: Plan, log_dir: Path) -> Result:

@@ -18,6 +18,7 @@ import sys
 import time
 
 from bench.procs import GATEWAY_CORE, LOAD_CORE
+from bench.targets import ROOT
 
 ROUND_TRIPS = 5_000
 WARM_UP = 500
@@ -59,8 +60,7 @@ def _bounce(here: int, there: int) -> float:
 def measure() -> dict[str, float]:
     """Both placements, from a child process (whose cores it sets itself)."""
     done = subprocess.run([sys.executable, "-m", "bench.wakeup"], capture_output=True,
-                          text=True, timeout=4 * BUDGET_S + 30, check=True,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                          text=True, timeout=4 * BUDGET_S + 30, check=True, cwd=ROOT)
     result: dict[str, float] = json.loads(done.stdout)
     return result
 
