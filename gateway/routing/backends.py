@@ -51,6 +51,11 @@ class StateBackend(Protocol):
         """The records of `keys`, in order (empty records for unknown keys)."""
         ...
 
+    def health_now(self, keys: Sequence[str]) -> list[HealthRecord] | None:
+        """`health` without waiting, when the records are kept in this process; None when
+        they must be asked for (`health`)."""
+        ...
+
     async def health_keys(self) -> list[str]:
         """Every key that has a health record."""
         ...

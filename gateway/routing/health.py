@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gateway.providers import Provider
-from gateway.routing.backends import HealthRecord, MemoryBackend, StateBackend
+from gateway.routing.backends import HealthRecord, StateBackend
 
 # A provider's own Retry-After is trusted up to this long (a daily quota says "tomorrow").
 MAX_RETRY_AFTER = 86400.0
@@ -66,7 +66,6 @@ class Cooldowns:
         self.base = base
         self.cap = cap
         self._layouts: dict[tuple[tuple[str, str], ...], tuple[list[str], list[int]]] = {}
-        self._health_now = backend.health_now if isinstance(backend, MemoryBackend) else None
 
     async def standings(self, pairs: Sequence[tuple[str, str]]) -> list[Standing]:
         """The standing of each (provider, model), counting provider-wide cooldowns."""
@@ -76,10 +75,9 @@ class Cooldowns:
     def standings_now(self, pairs: Sequence[tuple[str, str]]) -> list[Standing] | None:
         """`standings` without waiting, when the backend keeps its records in this process;
         None when it must be asked (Redis)."""
-        if self._health_now is None:
-            return None
         keys, wholes = self._layout_of(pairs)
-        return _standings(self._health_now(keys), wholes)
+        records = self._backend.health_now(keys)
+        return None if records is None else _standings(records, wholes)
 
     def _layout_of(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[str], list[int]]:
         pairs = tuple(pairs)

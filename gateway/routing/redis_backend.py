@@ -162,6 +162,10 @@ class RedisBackend:
             return [HealthRecord(float(until or 0), int(strikes or 0)) for until, strikes in rows]
         return await self._guard(run, [HealthRecord() for _ in keys])
 
+    def health_now(self, keys: Sequence[str]) -> None:
+        """None: the records are in Redis, to be asked for (`health`)."""
+        return None
+
     async def health_keys(self) -> list[str]:
         """Every key with a live record (expired ones are dropped from the index)."""
         async def run() -> list[str]:
