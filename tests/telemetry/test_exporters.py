@@ -22,8 +22,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.telemetry import Telemetry, TelemetryConfig
-from gateway.telemetry.otlp import SpanBatcher, SpanEncoder
-from gateway.telemetry.spans import CLIENT, SERVER, RemoteParent, Tracer, to_readable
+from gateway.telemetry.otlp import ENCODE_AT, SpanBatcher, SpanEncoder
+from gateway.telemetry.spans import CLIENT, SERVER, RemoteParent, Span, Tracer, to_readable
 from tests.hardening.process import gateway_process
 from tests.support.server import serve
 from tests.telemetry.conftest import Live, build_app, eventually
@@ -211,10 +211,12 @@ def test_random_spans_are_encoded_as_the_sdk_encodes_them() -> None:
     assert encoder.encode(spans) == expected
 
 
-def test_the_batcher_queues_spans_encoded_as_they_end() -> None:
-    """What waits for the export thread is each span's bytes, not the span: a span changed
-    after it ended is exported as it was when it ended."""
+def test_the_batcher_encodes_ended_spans_together_and_exports_every_one() -> None:
+    """Ended spans wait as they are until `ENCODE_AT` have ended, are then encoded together
+    on the thread that ended them, and a flush exports those encoded and those still
+    waiting, each once."""
     sent: list[bytes] = []
+    encoded_on: list[str] = []
 
     class Sender:
         def send(self, payload: bytes) -> bool:
@@ -224,20 +226,33 @@ def test_the_batcher_queues_spans_encoded_as_they_end() -> None:
         def shutdown(self) -> None:
             pass
 
+    class Encoder(SpanEncoder):
+        def span(self, span: Span) -> bytes:
+            encoded_on.append(threading.current_thread().name)
+            return super().span(span)
+
     resource = Resource.create({"service.name": "enc"})
     scope = InstrumentationScope("gateway")
-    encoder = SpanEncoder(resource, scope)
+    encoder = Encoder(resource, scope)
     batcher = SpanBatcher(Sender(), encoder,  # type: ignore[arg-type]
                           schedule_delay_millis=60_000)
     tracer = Tracer([batcher])
-    span = tracer.start("GET /x", SERVER, {"http.response.status_code": 200}, None)
-    tracer.end(span)
-    expected = encoder.encode([span])
-    span.attributes["http.response.status_code"] = 500
-    span.name = "changed"
+    spans = []
+    for number in range(ENCODE_AT * 2 + 5):
+        span = tracer.start(f"GET /{number}", SERVER, {"http.response.status_code": 200}, None)
+        tracer.end(span)
+        spans.append(span)
+        if number == 0:  # the first span starts the export thread, encoded at once
+            assert len(encoded_on) == 1
+        elif number < ENCODE_AT:
+            assert len(encoded_on) == 1
+    assert len(encoded_on) == 1 + ENCODE_AT * 2  # the last five still wait
+    assert set(encoded_on) == {threading.current_thread().name}
     assert batcher.force_flush()
     batcher.shutdown()
-    assert sent == [expected]
+    assert len(encoded_on) == len(spans)
+    assert b"".join(sent) == SpanEncoder(resource, scope).encode(spans)
+    assert len(sent) == 1
 
 
 def test_forked_workers_export_their_spans_while_they_run(tmp_path: Path) -> None:
