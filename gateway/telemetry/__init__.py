@@ -7,8 +7,8 @@ when the lifespan ends. `configure_logging` runs once at start-up, telemetry or 
 
 The per-request work is kept small: spans (`spans`) and histograms (`histograms`) are
 recorded by this package rather than by the SDK's tracer and instruments, and leave through
-the SDK's exporters and metric readers (spans encoded by `otlp` as they end, and sent in
-batches off the event loop).
+the SDK's exporters and metric readers (spans encoded by `otlp` a few dozen at a time, and
+sent in batches off the event loop).
 """
 
 from gateway.telemetry.attempt import Attempt
