@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -42,6 +43,7 @@ class LoadResult:
     streams_bad: int = 0
     bad_sample: str = ""
     cpu_s: float | None = None
+    load_cpu_s: float | None = None  # wrk's own CPU, plus the mock's where measured
 
     @property
     def rps(self) -> float:
@@ -71,11 +73,13 @@ def run_wrk(request: Request, *, concurrency: int, seconds: float, core: str = L
     argv = ["taskset", "-c", core, wrk, "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s",
             f"--timeout={timeout_s:g}s", "-s", str(SCRIPT), request.url]
     cpu_before = cpu_seconds(cpu_of) if cpu_of else None
+    wrk_before = _children_cpu_s()
     try:
         done = subprocess.run(argv, env=env, capture_output=True, text=True,
                               timeout=seconds + timeout_s + 30)
     finally:
         os.unlink(body_file)
+    wrk_cpu = _children_cpu_s() - wrk_before  # wrk has been waited for: counted now
     cpu_after = cpu_seconds(cpu_of) if cpu_of else None
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if line is None:
@@ -88,7 +92,13 @@ def run_wrk(request: Request, *, concurrency: int, seconds: float, core: str = L
         p99_ms=lat["p99"] / 1e3, mean_ms=lat["mean"] / 1e3, streams_ok=data["streams_ok"],
         streams_bad=data["streams_bad"], bad_sample=data["bad_sample"],
         cpu_s=(cpu_after - cpu_before) if cpu_before is not None and cpu_after is not None
-        else None)
+        else None, load_cpu_s=wrk_cpu)
+
+
+def _children_cpu_s() -> float:
+    """User plus system CPU time of this process's children that have been waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def as_result(result: LoadResult) -> dict[str, Any]:
@@ -96,6 +106,9 @@ def as_result(result: LoadResult) -> dict[str, Any]:
     data = asdict(result)
     data["rps"] = result.rps
     data["cpu_us_per_request"] = result.cpu_us_per_request
+    data["load_cpu_us_per_request"] = (result.load_cpu_s / result.requests * 1e6
+                                       if result.load_cpu_s is not None and result.requests
+                                       else None)
     return data
 
 
@@ -112,3 +125,13 @@ def best_round(runs: list[LoadResult], by: str) -> dict[str, Any]:
         best[count] = sum(load[count] for load in loads)
     best["bad_sample"] = next((load["bad_sample"] for load in loads if load["bad_sample"]), "")
     return best
+
+
+def scaling_ceiling(gateway_us: float | None, load_us: float | None) -> float | None:
+    """The most two workers can get over one on a two-core machine that also runs the load:
+    one worker is bound by core 0 (1/g requests a second, g its CPU a request), and two fill
+    both cores with the gateway's work and the load's (at most 2/(g + l), l the CPU a
+    request of wrk and the mock). So the ratio cannot pass 2g / (g + l)."""
+    if not gateway_us or load_us is None:
+        return None
+    return 2 * gateway_us / (gateway_us + load_us)

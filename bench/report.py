@@ -77,6 +77,20 @@ def _verdict(value: float | None, goal: Callable[[float], bool]) -> str:
     return "**pass**" if goal(value) else "**FAIL**"
 
 
+def _ceiling_text(workers: dict[str, Any]) -> str:
+    """What the load's CPU lets two workers reach here (`bench.run.scaling_ceiling`)."""
+    ceiling = workers.get("ceiling")
+    load = _get(workers, "1", "load_cpu_us_per_request")
+    if ceiling is None or load is None:
+        return ""
+    gateway = _num(workers["1"]["cpu_us_per_request"])
+    return (f" With one worker, wrk and nginx took {_num(load)} µs of CPU a request, so two "
+            f"workers, filling both cores with the gateway's work and theirs, reach at most "
+            f"about 2g / (g + l) = {_num(ceiling, 2)}\u00d7 here (g = {gateway} µs, the one "
+            f"worker's CPU a request; l = {_num(load)} µs; an estimate from one worker's "
+            f"best run, as both figures move from run to run).")
+
+
 def target_rows(f: Figures) -> list[list[str]]:
     """One line per target of the issue: what was measured, the goal, pass or fail."""
     out: list[list[str]] = []
@@ -112,7 +126,11 @@ def target_rows(f: Figures) -> list[list[str]]:
                                                      1, " %"), "≤ 15 %",
                 _verdict(cost, lambda v: v <= 0.15)])
     workers = _get(f.r, "workers", "ratio")
-    out.append(["two workers vs one", _num(workers, 2, "\u00d7"), "≥ 1.7\u00d7",
+    ceiling = _get(f.r, "workers", "ceiling")
+    measured = _num(workers, 2, "\u00d7")
+    if workers is not None and ceiling is not None:
+        measured += f" (this machine's ceiling: {_num(ceiling, 2, chr(0xd7))})"
+    out.append(["two workers vs one", measured, "≥ 1.7\u00d7",
                 _verdict(workers, lambda v: v >= 1.7)])
     idle = _get(f.rows.get(GENERATE), "rss_idle_mb")
     out.append(["RSS of an idle worker", _num(idle, 1, " MB"), "≤ 80 MB",
@@ -232,7 +250,7 @@ def _extra_lines(f: Figures) -> list[str]:
                      "allowed on cores 0 and 1. This machine has only two cores, so the "
                      "workers share core 1 with nginx and wrk: the ratio here understates "
                      "scaling; the CPU per request shows whether workers get in each other's "
-                     "way.")
+                     "way." + _ceiling_text(wk))
     else:
         lines.append(f"- **Workers**: not measured ({wk.get('reason', '?')}).")
     if op and "streams" in op:

@@ -19,7 +19,7 @@ import httpx
 
 from bench import profile as profiling
 from bench.compare import paired_ratio
-from bench.load import LoadResult, Request, as_result, best_round, run_wrk
+from bench.load import LoadResult, Request, as_result, best_round, run_wrk, scaling_ceiling
 from bench.mock import STREAM_CHUNKS, Mock
 from bench.plan import Plan
 from bench.procs import (
@@ -179,19 +179,24 @@ def stream_target(target: Target, mock: Mock, plan: Plan, log_dir: Path,
     return rows
 
 
-def _best_of(contenders: Mapping[str, tuple[Request, list[Proc]]], plan: Plan) -> Result:
+def _best_of(contenders: Mapping[str, tuple[Request, list[Proc]]], plan: Plan,
+             upstream: Proc | None = None) -> Result:
     """Alternate 64-concurrent runs between contenders (all started, idle when not measured)
-    and keep each one's best (`best_round`), its CPU that of the contender's processes. Each
-    one's RPS of every round is kept too (`rounds`), for `paired_ratio`."""
+    and keep each one's best (`best_round`), its CPU that of the contender's processes and
+    its load's CPU that of wrk and `upstream`. Each one's RPS of every round is kept too
+    (`rounds`), for `paired_ratio`."""
     runs: dict[str, list[LoadResult]] = {name: [] for name in contenders}
     for request, _ in contenders.values():
         run_wrk(request, concurrency=64, seconds=plan.warmup_s)
     for _ in range(plan.compare_rounds):
         for name, (request, procs) in contenders.items():
             cpu_before = sum(cpu_seconds(p.pid) for p in procs)
+            upstream_before = cpu_seconds(upstream.pid) if upstream else 0.0
             result = run_wrk(request, concurrency=64, seconds=plan.compare_seconds)
             cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
-            runs[name].append(replace(result, cpu_s=cpu))
+            upstream_cpu = cpu_seconds(upstream.pid) - upstream_before if upstream else 0.0
+            runs[name].append(replace(result, cpu_s=cpu,
+                                      load_cpu_s=(result.load_cpu_s or 0.0) + upstream_cpu))
     return {name: best_round(rounds, "rps") for name, rounds in runs.items()}
 
 
@@ -234,7 +239,7 @@ def workers_scaling(mock: Mock, plan: Plan, log_dir: Path) -> Result:
             port, proc = _start_workers(count, mock.json_url, log_dir)
             contenders[str(count)] = (Request(_url(port, route), route.payload(stream=False)),
                                       [proc])
-        out = _best_of(contenders, plan)
+        out = _best_of(contenders, plan, upstream=mock.proc)
     finally:
         for _, procs in contenders.values():
             procs[0].stop()
@@ -243,7 +248,10 @@ def workers_scaling(mock: Mock, plan: Plan, log_dir: Path) -> Result:
     # more than the other, and pairing would count that as scaling.
     out["ratio"] = out["2"]["rps"] / out["1"]["rps"] if out["1"]["rps"] else None
     out["paired_ratio"] = paired_ratio(out, "2", "1")
+    out["ceiling"] = scaling_ceiling(out["1"].get("cpu_us_per_request"),
+                                     out["1"].get("load_cpu_us_per_request"))
     return out
+
 
 
 def gateway_profile(mock: Mock, plan: Plan, log_dir: Path) -> Result:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from bench.load import scaling_ceiling
 from bench.report import CHAT, GENERATE, Figures, render, target_rows
 
 
@@ -102,3 +105,23 @@ def test_setup_says_what_waking_the_other_core_costs() -> None:
     text = render(data, chart=None)
     assert "takes 94.0 µs there and back across the two cores, 9.0 µs on one" in text
     assert "about 0.170 ms of every target's added latency at 1 concurrent" in text
+
+
+def test_two_workers_are_judged_with_this_machines_ceiling_beside_them() -> None:
+    data = results(5000)
+    assert "ceiling" not in render(data, chart=None)  # not measured: nothing said
+    data["workers"]["1"].update(cpu_us_per_request=100.0, load_cpu_us_per_request=20.0)
+    data["workers"]["ceiling"] = scaling_ceiling(100.0, 20.0)
+    verdicts = {row[0]: (row[1], row[3]) for row in target_rows(Figures(data))}
+    assert verdicts["two workers vs one"] == (
+        "1.50\u00d7 (this machine's ceiling: 1.67\u00d7)", "**FAIL**")
+    text = render(data, chart=None)
+    assert "wrk and nginx took 20 µs of CPU a request" in text
+    assert "reach at most about 2g / (g + l) = 1.67\u00d7 here (g = 100 µs" in text
+
+
+def test_the_ceiling_is_twice_the_gateways_share_of_a_request() -> None:
+    assert scaling_ceiling(100.0, 0.0) == 2.0  # a load that costs nothing: two cores, 2x
+    assert scaling_ceiling(140.0, 20.0) == pytest.approx(1.75)
+    assert scaling_ceiling(None, 20.0) is None
+    assert scaling_ceiling(140.0, None) is None

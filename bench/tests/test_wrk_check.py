@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bench.load import Request, run_wrk
+from bench.load import Request, as_result, run_wrk
 from bench.mock import STREAM_CHUNKS, stream_events
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None or shutil.which("taskset") is None,
@@ -70,3 +70,13 @@ def test_dropped_events_fail() -> None:
     good, bad = _check(b"".join(events[:7] + events[8:]))
     assert good == 0
     assert bad > 0
+
+
+def test_a_run_measures_wrks_own_cpu() -> None:
+    """The load's CPU a request (wrk's, here) is what bounds two workers on two cores."""
+    with serving(b"".join(stream_events())) as url:
+        result = run_wrk(Request(url, b"{}"), concurrency=2, seconds=1, core="0")
+    assert result.requests > 0
+    assert result.load_cpu_s is not None and 0 < result.load_cpu_s < 5
+    assert as_result(result)["load_cpu_us_per_request"] == pytest.approx(
+        result.load_cpu_s / result.requests * 1e6)
