@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import AbstractContextManager
+from functools import partial
 from typing import Protocol
 
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -119,16 +121,17 @@ class Telemetry:
             bounded=LabelBudget(32, clean=clean))
         self.metrics_app = PrometheusEndpoint(self._registry)
         self._stopped = False
-
-    def observe_request(self, scope: Scope) -> ServerObservation:
-        """Open the SERVER span for `scope` and make it current for the request."""
-        return ServerObservation(scope, self._server)
-
-    def upstream_attempt(self, *, provider: str, model: str | None, operation: str,
-                         server_address: str) -> AbstractContextManager[Attempt]:
-        """Open a CLIENT span for one provider call; metrics are recorded when it exits."""
-        return UpstreamAttempt(self._client, provider=provider, model=model,
-                               operation=operation, server_address=server_address)
+        # The two per-request hooks (see `TelemetryHooks`) make their objects directly: a
+        # method here in between cost 3 µs of CPU a request (a Python frame and the keyword
+        # arguments passed on again, twice a request; `make compare --telemetry`, 156
+        # against 159 µs).
+        # `observe_request(scope)`: open the SERVER span and make it current for the request.
+        self.observe_request: Callable[[Scope], ServerObservation] = partial(
+            ServerObservation, server=self._server)
+        # `upstream_attempt(provider=, model=, operation=, server_address=)`: open a CLIENT
+        # span for one provider call; metrics are recorded when it exits.
+        self.upstream_attempt: Callable[..., AbstractContextManager[Attempt]] = partial(
+            UpstreamAttempt, self._client)
 
     def metrics_routes(self) -> list[BaseRoute]:
         """The Prometheus endpoint at the configured path."""
