@@ -157,7 +157,7 @@ class ClientSide:
         return found
 
     def ended(self, base: Attributes, response_model: str | None,
-              finish_reasons: tuple[str, ...], error_type: str | None, *, provider: str,
+              finish_reasons: tuple[str, ...], error_type: str | None, provider: str,
               operation: str, request_model: str | None) -> Ended:
         """What a call that started with `base` ended with: shared attributes (`base` and
         the answer's, redacted), the span's error and the metric attributes."""
@@ -270,17 +270,15 @@ class UpstreamAttempt:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        duration = time.perf_counter() - self._start
         if exc_type is not None and self._error_type is None:
             # The class name only: exception messages may quote credentials or prompts.
             self._error_type = exc_type.__qualname__
-        self._finish(time.perf_counter() - self._start)
-
-    def _finish(self, duration: float) -> None:
         client = self._client
         span = self._span
         ended = client.ended(span.base, self._response_model, self._finish_reasons,
-                             self._error_type, provider=self._provider,
-                             operation=self._operation, request_model=self._request_model)
+                             self._error_type, self._provider, self._operation,
+                             self._request_model)
         span.base = ended.attributes
         span.error = ended.error
         input_tokens, output_tokens = self._tokens

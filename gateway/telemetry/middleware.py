@@ -81,8 +81,7 @@ class TelemetryMiddleware:
         finally:
             duration = (ended or time.perf_counter()) - start
             route = self._route(scope, path, root_path) if self.telemetry.enabled else None
-            observation.finish(status=status, route=route, error_type=error_type,
-                               duration=duration)
+            observation.finish(status, route, error_type, duration)
             log_access(scope.get("method"), path, status, state.get("provider"),
                        state.get("model"), round(duration * 1000, 3), request_id, callers_id,
                        observation.trace_id)

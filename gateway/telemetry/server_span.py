@@ -28,7 +28,7 @@ class NoopObservation:
 
     trace_id: str | None = None
 
-    def finish(self, *, status: int, route: str | None, error_type: str | None,
+    def finish(self, status: int, route: str | None, error_type: str | None,
                duration: float) -> None:
         """Nothing to record."""
 
@@ -139,7 +139,7 @@ class ServerObservation:
         self.trace_id: str | None = span.trace_hex
         self._token = CURRENT_SPAN.set(span)
 
-    def finish(self, *, status: int, route: str | None, error_type: str | None,
+    def finish(self, status: int, route: str | None, error_type: str | None,
                duration: float) -> None:
         """Close the span and record the duration; `route` is a template, never a raw path."""
         try:
