@@ -17,7 +17,7 @@ class Plan:
     warmup_s: float
     stream_concurrency: int
     stream_seconds: float  # per round
-    stream_rounds: int  # streams/s: best of this many runs (see `bench.run._best_round`)
+    stream_rounds: int  # streams/s: best of this many runs (see `bench.load.best_round`)
     latency_rounds: int  # the runs at 1 concurrent: the one with the lowest p50 of this many
     first_chunk_count: int
     first_chunk_budget_s: float

@@ -78,7 +78,7 @@ def _verdict(value: float | None, goal: Callable[[float], bool]) -> str:
 
 
 def _ceiling_text(workers: dict[str, Any]) -> str:
-    """What the load's CPU lets two workers reach here (`bench.run.scaling_ceiling`)."""
+    """What the load's CPU lets two workers reach here (`bench.load.scaling_ceiling`)."""
     ceiling = workers.get("ceiling")
     load = _get(workers, "1", "load_cpu_us_per_request")
     if ceiling is None or load is None:

@@ -253,7 +253,6 @@ def workers_scaling(mock: Mock, plan: Plan, log_dir: Path) -> Result:
     return out
 
 
-
 def gateway_profile(mock: Mock, plan: Plan, log_dir: Path) -> Result:
     """py-spy on the gateway while wrk drives the non-stream route at 64 concurrent."""
     route = GATEWAY.routes[0]

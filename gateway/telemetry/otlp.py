@@ -381,7 +381,7 @@ class SpanBatcher:
                 queue.append(encode(ended.popleft()))
         except IndexError:  # the other thread took the rest
             pass
-        if self._thread is None:
+        if self._thread is None and queue:  # the first span, not a flush before any
             self._start()
             self._encode_at = ENCODE_AT
         if len(queue) >= self._batch and not self._wake.is_set():
