@@ -23,6 +23,14 @@ What it does, and all it does (the gateway's calls to providers need nothing els
 - Requests ask for `identity`; a `gzip` or `deflate` answer sent anyway is decoded, and the
   decoding stops with `BodyTooLarge` past `max_body` bytes (no decompression bombs).
 - A connection whose answer was not read to its end is closed, never reused.
+- A request is written at once when no other request waits for its answer; otherwise when
+  the loop's iteration has run its ready callbacks, together with the other requests sent
+  in it (`gateway.flushing`). A server on the same machine (a model server beside the
+  gateway, the bench's nginx) is then woken once for them all, not once for each: at 64
+  concurrent through one worker, the bench's nginx took 6.5 rather than 18.5 µs of CPU a
+  request, and the gateway 123 rather than 138 µs, since the answers come back together too
+  (`make compare REV=b009e2b`: 8,274 against 7,372 RPS, more in 5 of 5 rounds). Alone, a
+  request is not delayed (`--concurrency 1`: p50 0.266 against 0.274 ms).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from gateway.flushing import flusher
 from gateway.timing import alarms, limited
 
 HIGH_WATER = 256 * 1024
@@ -304,6 +313,7 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = False
         self._informational = False
         self._header_list: list[tuple[bytes, bytes]] = []
+        self.held: bytes | None = None  # the request, until the loop's iteration ends
 
     # -- asyncio.Protocol
 
@@ -378,8 +388,19 @@ class _Connection(asyncio.Protocol):
         self.max_body = max_body
         self.response = None
         head = self.head = self.loop.create_future()
-        self.transport.write(data)
+        client = self.client
+        if client.awaiting:
+            self.held = data
+            client.flusher.add(self)
+        else:
+            self.transport.write(data)
         return head
+
+    def flush(self) -> None:
+        data, self.held = self.held, None
+        if data is not None and not self.closed and self.transport is not None \
+                and not self.transport.is_closing():
+            self.transport.write(data)
 
     async def wait(self, waiter: asyncio.Future[Any]) -> Any:
         """`waiter`'s result, failing with TimeoutError after the read timeout; on any
@@ -390,12 +411,14 @@ class _Connection(asyncio.Protocol):
         instructions per request (`make instructions`: 646,044 against 656,473)."""
         client = self.client
         slot = client.alarms.set(self.loop.time() + client.read_timeout, waiter, _expire)
+        client.awaiting += 1
         try:
             return await waiter
         except BaseException:
             self.close()
             raise
         finally:
+            client.awaiting -= 1
             client.alarms.clear(slot, waiter)
 
     def pause(self) -> None:
@@ -413,7 +436,8 @@ class _Connection(asyncio.Protocol):
         # An answer that came before its request was written out (the server did not wait
         # for the body) leaves the rest of that body on the connection: not reusable.
         if reusable and self.keep_alive and not self.closed and self.head is None \
-                and self.transport is not None and not self.transport.get_write_buffer_size():
+                and self.held is None and self.transport is not None \
+                and not self.transport.get_write_buffer_size():
             self.client.put(self)
         else:
             self.close()
@@ -473,6 +497,8 @@ class Client:
         self._ssl = ssl_context
         self.loop = asyncio.get_running_loop()
         self.alarms = alarms(self.loop)
+        self.flusher = flusher(self.loop)
+        self.awaiting = 0  # requests sent whose answers' heads have not come
         self._idle: dict[tuple[str, int, bool], list[_Connection]] = {}
         self._counted: set[_Connection] = set()
         self._opening = 0

@@ -13,16 +13,17 @@ fraction of the cost per request, and adds what the gateway needs at this level:
   limit. A malformed request gets 400. All of them in JSON, and the connection is closed.
 - **One write per connection per loop iteration.** What a connection's responses write
   during one iteration of the event loop is held and written together when the iteration's
-  ready callbacks have run (one callback for all connections; at once past 64 KiB): a
-  response's head leaves with the body bytes sent in the same iteration (a small response is
-  one system call, a stream's head goes with its first chunk), and each later upstream read
-  is one write. On a local connection every write is a
-  system call that delivers to the reader inside it; writing at the end of the iteration
-  also lets the loop take in more requests per iteration under load (A/B against writing
-  at once: about 8 % more requests per second at 64 concurrent). With one request in
-  flight there is nothing to write together with, and what the request still does after
-  its answer (unwinding, the access log) would only delay it: its writes go at once
-  (`make compare ARGS="--concurrency 1"`: p50 0.657 → 0.578 ms through the chat route).
+  ready callbacks have run (one callback for all connections, the upstream client's too:
+  `gateway.flushing`; at once past 64 KiB): a response's head leaves with the body bytes
+  sent in the same iteration (a small response is one system call, a stream's head goes
+  with its first chunk), and each later upstream read is one write. On a local connection
+  every write is a system call that delivers to the reader inside it; writing at the end
+  of the iteration also lets the loop take in more requests per iteration under load (A/B
+  against writing at once: about 8 % more requests per second at 64 concurrent). With one
+  request in flight there is nothing to write together with, and what the request still
+  does after its answer (unwinding, the access log) would only delay it: its writes go at
+  once (`make compare ARGS="--concurrency 1"`: p50 0.657 → 0.578 ms through the chat
+  route).
 - **Less work per request.** No `asyncio.Event` and no timer per request (the keep-alive
   clock is one timer per connection, moved lazily), a `receive` that has its body returns
   without waiting, and response headers are checked with two searches per response rather
@@ -42,7 +43,6 @@ import http
 import logging
 import re
 import urllib.parse
-import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -54,6 +54,7 @@ from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 from uvicorn.server import ServerState
 
+from gateway.flushing import flusher
 from gateway.timing import limited
 
 log = logging.getLogger("gateway")
@@ -439,7 +440,7 @@ class HttpProtocol(asyncio.Protocol):
         self.refused = False
         # Bytes written during this loop iteration, sent together when it ends (`flush`), and
         # a response head that waits for its body until then.
-        self.flusher = _flusher(self.loop)
+        self.flusher = flusher(self.loop)
         self.held: list[bytes] = []
         self.held_bytes = 0
         self.registered = False
@@ -758,38 +759,6 @@ class HttpProtocol(asyncio.Protocol):
     def _answering(self) -> bool:
         """Whether an earlier request on this connection is still being answered."""
         return self.cycle is not None and not self.cycle.response_complete
-
-
-class _Flusher:
-    """Writes what the connections of one event loop held during an iteration of it, once
-    the callbacks ready in that iteration have run: one callback per iteration for all."""
-
-    __slots__ = ("loop", "pending")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.pending: list[HttpProtocol] = []
-
-    def add(self, protocol: HttpProtocol) -> None:
-        if not self.pending:
-            self.loop.call_soon(self.flush)
-        self.pending.append(protocol)
-
-    def flush(self) -> None:
-        pending, self.pending = self.pending, []
-        for protocol in pending:
-            protocol.flush()
-
-
-_FLUSHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
-    weakref.WeakKeyDictionary())
-
-
-def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
-    flusher = _FLUSHERS.get(loop)
-    if flusher is None:
-        flusher = _FLUSHERS[loop] = _Flusher(loop)
-    return flusher
 
 
 def http_protocol(max_head_bytes: int, head_timeout: float) -> type[HttpProtocol]:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+import gateway.client as client_module
 from gateway.client import (
     HIGH_WATER,
     BadResponse,
@@ -417,3 +418,49 @@ async def test_answer_header_names_are_lowered_and_repeats_joined_every_time() -
                                       "x-ratelimit-remaining": "5",
                                       "set-cookie": "a=1, b=2", "x-cafe": "\xe9t\xe9",
                                       "content-length": "11"}
+
+
+class _WriteLog:
+    """A connection's transport, with each write noted (uvloop's transports take no new
+    attributes, so the log wraps the transport rather than patching it)."""
+
+    def __init__(self, transport: asyncio.BaseTransport, log: list[bytes]) -> None:
+        self._transport = transport
+        self._log = log
+
+    def write(self, data: bytes) -> None:
+        self._log.append(data)
+        self._transport.write(data)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+async def test_requests_sent_while_others_wait_leave_together_when_the_iteration_ends(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[bytes] = []
+    made = client_module._Connection.connection_made
+    monkeypatch.setattr(client_module._Connection, "connection_made",
+                        lambda conn, transport: made(conn, _WriteLog(transport, written)))
+
+    def paths() -> list[bytes]:
+        return [request.split(b" ", 2)[1] for request in written]
+
+    async with scripted(serve_ok) as script, client() as http:
+        answers = await asyncio.gather(*(get(http, script.url("/warm")) for _ in range(3)))
+        assert answers == [(200, b'{"ok":true}')] * 3 and script.connections == 3
+        written.clear()
+        sent = [asyncio.ensure_future(get(http, script.url(f"/{n}"))) for n in range(3)]
+        await asyncio.sleep(0)  # the three take their first steps, then this goes on
+        # The first was alone and went at once; the others are held while it waits...
+        assert paths() == [b"/0"]
+        await asyncio.sleep(0)
+        # ...and leave together once the iteration's ready callbacks have run.
+        assert paths() == [b"/0", b"/1", b"/2"]
+        assert await asyncio.gather(*sent) == [(200, b'{"ok":true}')] * 3
+        assert script.connections == 3  # each on a pooled connection, each reusable after
+        written.clear()
+        alone = asyncio.ensure_future(get(http, script.url("/alone")))
+        await asyncio.sleep(0)
+        assert paths() == [b"/alone"]  # none waits now: at once again
+        assert await alone == (200, b'{"ok":true}')
