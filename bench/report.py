@@ -88,7 +88,21 @@ def _ceiling_text(workers: dict[str, Any]) -> str:
             f"workers, filling both cores with the gateway's work and theirs, reach at most "
             f"about 2g / (g + l) = {_num(ceiling, 2)}\u00d7 here (g = {gateway} µs, the one "
             f"worker's CPU a request; l = {_num(load)} µs; an estimate from one worker's "
-            f"best run, as both figures move from run to run).")
+            f"best run, as both figures move from run to run).{_shared_core_text(workers)}")
+
+
+def _shared_core_text(workers: dict[str, Any]) -> str:
+    """What a request cost with two workers against one: the part of the gap to the ceiling
+    that sharing core 1 (a worker, wrk and nginx switching in turn) adds."""
+    one, two = workers["1"], workers.get("2") or {}
+    if two.get("cpu_us_per_request") is None or two.get("load_cpu_us_per_request") is None:
+        return ""
+    gateway, load = two["cpu_us_per_request"], two["load_cpu_us_per_request"]
+    return (f" With two, the gateway took {_num(gateway)} µs and wrk and nginx {_num(load)} "
+            f"µs a request, {_num(gateway + load)} µs in all against "
+            f"{_num(one['cpu_us_per_request'] + one['load_cpu_us_per_request'])} with one; at "
+            f"that cost both cores allow at most 2g / (g\u2082 + l\u2082) = "
+            f"{_num(2 * one['cpu_us_per_request'] / (gateway + load), 2)}\u00d7.")
 
 
 def target_rows(f: Figures) -> list[list[str]]:

@@ -118,6 +118,12 @@ def test_two_workers_are_judged_with_this_machines_ceiling_beside_them() -> None
     text = render(data, chart=None)
     assert "wrk and nginx took 20 µs of CPU a request" in text
     assert "reach at most about 2g / (g + l) = 1.67\u00d7 here (g = 100 µs" in text
+    assert "With two," not in text  # the two workers' CPU was not measured
+    data["workers"]["2"].update(cpu_us_per_request=105.0, load_cpu_us_per_request=25.0)
+    text = render(data, chart=None)
+    assert ("With two, the gateway took 105 µs and wrk and nginx 25 µs a request, 130 µs in "
+            "all against 120 with one; at that cost both cores allow at most "
+            "2g / (g\u2082 + l\u2082) = 1.54\u00d7.") in text
 
 
 def test_the_ceiling_is_twice_the_gateways_share_of_a_request() -> None:
