@@ -10,8 +10,11 @@ each; written together, they reach it at once, and it reads them in one wake-up.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from typing import Protocol
+
+log = logging.getLogger("gateway")
 
 
 class Holder(Protocol):
@@ -21,7 +24,8 @@ class Holder(Protocol):
 
 class Flusher:
     """Flushes the holders `add`ed during an iteration of one loop, in the order added, once
-    the callbacks ready in that iteration have run."""
+    the callbacks ready in that iteration have run. One that fails is logged; the others
+    are flushed all the same (their requests and answers would otherwise wait forever)."""
 
     __slots__ = ("loop", "pending")
 
@@ -37,7 +41,10 @@ class Flusher:
     def flush(self) -> None:
         pending, self.pending = self.pending, []
         for holder in pending:
-            holder.flush()
+            try:
+                holder.flush()
+            except Exception:
+                log.exception("writing held bytes failed")
 
 
 _FLUSHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Flusher] = (
