@@ -347,7 +347,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         type="int",
         default="1",
         secret=False,
-        description="Worker processes sharing the listening port, about one per core; a parent process restarts a worker that dies and stops them all gracefully on SIGTERM. In Kubernetes keep 1 and scale with replicas. Without REDIS_URL each worker keeps its own cooldowns, budgets and response cache; the per-client limit always counts per worker.",
+        description="Worker processes sharing the listening port, about one per core; a parent process restarts a worker that dies and stops them all gracefully on SIGTERM. In Kubernetes keep 1 and scale with replicas. When the process may run on exactly this many CPUs (taskset, a cpuset), each worker keeps to one of them. Without REDIS_URL each worker keeps its own cooldowns, budgets and response cache; the per-client limit always counts per worker.",
         section="server",
         minimum=1.0,
     ),

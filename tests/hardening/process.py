@@ -62,9 +62,10 @@ class GatewayProcess:
 
 
 @contextmanager
-def gateway_process(env: Mapping[str, str], tmp_path: Path,
-                    startup_timeout: float = 20) -> Iterator[GatewayProcess]:
-    """Start `python -m gateway` with `env` (no inherited *_API_KEY) and wait for /ready."""
+def gateway_process(env: Mapping[str, str], tmp_path: Path, startup_timeout: float = 20,
+                    cpus: set[int] | None = None) -> Iterator[GatewayProcess]:
+    """Start `python -m gateway` with `env` (no inherited *_API_KEY), allowed on `cpus`
+    when given, and wait for /ready."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     full_env |= {"SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(port), **env,
@@ -72,7 +73,9 @@ def gateway_process(env: Mapping[str, str], tmp_path: Path,
     log_path = tmp_path / f"gateway-{port}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=ROOT, env=full_env,
-                                stdout=log, stderr=subprocess.STDOUT)
+                                stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=(lambda: os.sched_setaffinity(0, cpus))
+                                if cpus else None)
     running = GatewayProcess(url=f"http://127.0.0.1:{port}", port=port, proc=proc,
                              log_path=log_path)
     try:
