@@ -22,11 +22,11 @@ configuration error is reported before any worker exists, and the workers share 
 
 When the process may run on exactly as many CPUs as it has workers (taskset, a cpuset,
 Kubernetes' static CPU manager), each worker is kept to one of them, the same one for its
-replacements; otherwise the workers go where the scheduler puts them. Left to the
-scheduler, two workers on two cores that they share with other busy processes (the bench's
-wrk and nginx) are woken on the other core now and then: kept to one core each, they took
-128 rather than 131 µs of CPU a request and served 13,561 rather than 13,179 requests a
-second (best of five alternating rounds of 4 s each, more in 5 of 5).
+replacements; otherwise the workers go where the scheduler puts them. Two workers on two
+cores that they share with other busy processes (the bench's wrk and nginx) took 128 µs of
+CPU a request kept to one core each, 131 µs left to the scheduler, and served 13,561
+against 13,179 requests a second (both side by side, best of five alternating rounds of
+4 s, more in 5 of 5; separate bench runs vary by more than that).
 
 The parent only supervises. The first SIGTERM or SIGINT is passed on to every worker as
 SIGTERM (each drains as a single gateway would) and the parent exits 0 once all have exited
