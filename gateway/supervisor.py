@@ -120,8 +120,10 @@ def worker_cpus(workers: int) -> list[int] | None:
 
 @dataclass
 class _Slot:
-    """One worker position: the process filling it now, or when its replacement starts."""
+    """One worker position: the process filling it now, or when its replacement starts, and
+    the CPU every process filling it keeps to (see `worker_cpus`)."""
 
+    cpu: int | None = None
     pid: int | None = None
     started_at: float = 0.0
     short_runs: int = 0
@@ -134,8 +136,8 @@ class Supervisor:
     def __init__(self, config: uvicorn.Config, *, workers: int, drain_delay: float) -> None:
         self.config = config
         self.drain_delay = drain_delay
-        self.slots = [_Slot() for _ in range(workers)]
-        self.cpus = worker_cpus(workers)
+        cpus = worker_cpus(workers)
+        self.slots = [_Slot(cpu) for cpu in cpus] if cpus else [_Slot() for _ in range(workers)]
         self._port = config.port
         self._parent = os.getpid()
         self._received: list[int] = []
@@ -159,8 +161,9 @@ class Supervisor:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in _BLOCKED}
         previous_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         settle_memory()  # what the workers inherit stays out of their collections
+        pinned = ", ".join(str(slot.cpu) for slot in self.slots if slot.cpu is not None)
         log.info("starting %d workers on port %d%s", len(self.slots), self._port,
-                 f", one on each of CPUs {', '.join(map(str, self.cpus))}" if self.cpus else "")
+                 f", one on each of CPUs {pinned}" if pinned else "")
         try:
             self._spawn(self.slots[0], first)
             for slot in self.slots[1:]:
@@ -293,13 +296,12 @@ class Supervisor:
                 log.error("cannot listen on %s:%s for a worker: %s; retrying in %gs",
                           self.config.host, self._port, exc, self._later(slot))
                 return
-        cpu = self.cpus[self.slots.index(slot)] if self.cpus else None
         # Blocked across the fork, so a stop signal reaches the worker's own handler.
         signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED)
         try:
             pid = os.fork()
             if pid == 0:
-                self._serve_in_worker(sock, cpu)
+                self._serve_in_worker(sock, slot.cpu)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _BLOCKED)
             sock.close()  # the worker's alone: it leaves the port's group when the worker dies

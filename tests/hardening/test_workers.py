@@ -252,30 +252,26 @@ def test_a_worker_dying_young_again_and_again_is_replaced_ever_more_slowly(
     assert restart_delay(short_runs) == delay
 
 
-def _allowed_cpus(pid: int) -> set[int]:
-    return os.sched_getaffinity(pid)
-
-
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 def test_workers_keep_to_one_cpu_each_when_allowed_exactly_as_many(tmp_path: Path) -> None:
     cpus = set(sorted(os.sched_getaffinity(0))[:2])
     with gateway_process(TWO, tmp_path, cpus=cpus) as gw:
         workers = two_workers(gw)
-        allowed = [_allowed_cpus(pid) for pid in workers]
+        allowed = [os.sched_getaffinity(pid) for pid in workers]
         assert [len(each) for each in allowed] == [1, 1] and set().union(*allowed) == cpus
-        assert _allowed_cpus(gw.pid) == cpus  # the parent only supervises: left as it was
+        assert os.sched_getaffinity(gw.pid) == cpus  # the parent only supervises: left as it was
         assert f"one on each of CPUs {', '.join(map(str, sorted(cpus)))}" in gw.output()
         # A replacement keeps to the CPU of the worker it replaces.
         victim = min(workers)
-        its_cpu = _allowed_cpus(victim)
+        its_cpu = os.sched_getaffinity(victim)
         os.kill(victim, signal.SIGKILL)
         _until(lambda: workers_of(gw.pid) - workers, 20, "a replacement")
         replacement = (workers_of(gw.pid) - workers).pop()
-        assert _allowed_cpus(replacement) == its_cpu
+        assert os.sched_getaffinity(replacement) == its_cpu
         gw.signal(signal.SIGTERM)
         assert gw.wait(20) == 0, gw.output()
     # More workers than CPUs: each may run on any of them.
     with gateway_process({"SERVER_WORKERS": "3"}, tmp_path, cpus=cpus) as gw:
         _until(lambda: len(workers_of(gw.pid)) == 3, 20, "three workers")
-        assert all(_allowed_cpus(pid) == cpus for pid in workers_of(gw.pid))
+        assert all(os.sched_getaffinity(pid) == cpus for pid in workers_of(gw.pid))
         assert "one on each of CPUs" not in gw.output()
