@@ -127,6 +127,11 @@ def best_round(runs: list[LoadResult], by: str) -> dict[str, Any]:
     return best
 
 
+HALF_LOAD = "1 at 32"
+"""The one worker of the workers' comparison again, at 32 connections: about what each of
+two workers serves of the 64 (the kernel spreads connections over them by a hash)."""
+
+
 def scaling_ceiling(gateway_us: float | None, load_us: float | None) -> float | None:
     """The most two workers can get over one on a two-core machine that also runs the load:
     one worker is bound by core 0 (1/g requests a second, g its CPU a request), and two fill

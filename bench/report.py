@@ -8,6 +8,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from bench.load import HALF_LOAD
 from bench.mock import STREAM_CHUNKS
 
 Results = dict[str, Any]
@@ -92,8 +93,8 @@ def _ceiling_text(workers: dict[str, Any]) -> str:
 
 
 def _shared_core_text(workers: dict[str, Any]) -> str:
-    """What a request cost with two workers against one: the part of the gap to the ceiling
-    that sharing core 1 (a worker, wrk and nginx switching in turn) adds."""
+    """What a request cost with two workers against one (the gateway's CPU and the load's),
+    and what both cores allow at that cost."""
     one, two = workers["1"], workers.get("2") or {}
     if two.get("cpu_us_per_request") is None or two.get("load_cpu_us_per_request") is None:
         return ""
@@ -103,6 +104,19 @@ def _shared_core_text(workers: dict[str, Any]) -> str:
             f"{_num(one['cpu_us_per_request'] + one['load_cpu_us_per_request'])} with one; at "
             f"that cost both cores allow at most 2g / (g\u2082 + l\u2082) = "
             f"{_num(2 * one['cpu_us_per_request'] / (gateway + load), 2)}\u00d7.")
+
+
+def _half_load_text(workers: dict[str, Any]) -> str:
+    """One worker at 32 connections (`HALF_LOAD`), about what each of two serves: what a
+    request costs a worker given half the connections, beside what it cost each of two."""
+    half, two = workers.get(HALF_LOAD) or {}, workers.get("2") or {}
+    if not half.get("rps") or not two.get("rps") or half.get("cpu_us_per_request") is None:
+        return ""
+    return (f" One worker at 32 connections, about what each of the two serves: "
+            f"{_num(half['rps'])} RPS, {_num(half['cpu_us_per_request'])} µs of CPU a request "
+            f"(at 64: {_num(workers['1']['cpu_us_per_request'])} µs; with two workers: "
+            f"{_num(two.get('cpu_us_per_request'))} µs). Two workers served "
+            f"{_num(two['rps'] / half['rps'], 2)}\u00d7 one worker at 32.")
 
 
 def target_rows(f: Figures) -> list[list[str]]:
@@ -264,7 +278,7 @@ def _extra_lines(f: Figures) -> list[str]:
                      "allowed on cores 0 and 1. This machine has only two cores, so the "
                      "workers share core 1 with nginx and wrk: the ratio here understates "
                      "scaling; the CPU per request shows whether workers get in each other's "
-                     "way." + _ceiling_text(wk))
+                     "way." + _ceiling_text(wk) + _half_load_text(wk))
     else:
         lines.append(f"- **Workers**: not measured ({wk.get('reason', '?')}).")
     if op and "streams" in op:

@@ -19,7 +19,15 @@ import httpx
 
 from bench import profile as profiling
 from bench.compare import paired_ratio
-from bench.load import LoadResult, Request, as_result, best_round, run_wrk, scaling_ceiling
+from bench.load import (
+    HALF_LOAD,
+    LoadResult,
+    Request,
+    as_result,
+    best_round,
+    run_wrk,
+    scaling_ceiling,
+)
 from bench.mock import STREAM_CHUNKS, Mock
 from bench.plan import Plan
 from bench.procs import (
@@ -180,19 +188,23 @@ def stream_target(target: Target, mock: Mock, plan: Plan, log_dir: Path,
 
 
 def _best_of(contenders: Mapping[str, tuple[Request, list[Proc]]], plan: Plan,
-             upstream: Proc | None = None) -> Result:
-    """Alternate 64-concurrent runs between contenders (all started, idle when not measured)
-    and keep each one's best (`best_round`), its CPU that of the contender's processes and
-    its load's CPU that of wrk and `upstream`. Each one's RPS of every round is kept too
-    (`rounds`), for `paired_ratio`."""
+             upstream: Proc | None = None,
+             concurrency: Mapping[str, int] | None = None) -> Result:
+    """Alternate runs between contenders (all started, idle when not measured), 64 concurrent
+    unless `concurrency` names another number for one, and keep each one's best
+    (`best_round`), its CPU that of the contender's processes and its load's CPU that of wrk
+    and `upstream`. Each one's RPS of every round is kept too (`rounds`), for
+    `paired_ratio`."""
     runs: dict[str, list[LoadResult]] = {name: [] for name in contenders}
-    for request, _ in contenders.values():
-        run_wrk(request, concurrency=64, seconds=plan.warmup_s)
+    connections = {name: (concurrency or {}).get(name, 64) for name in contenders}
+    for name, (request, _) in contenders.items():
+        run_wrk(request, concurrency=connections[name], seconds=plan.warmup_s)
     for _ in range(plan.compare_rounds):
         for name, (request, procs) in contenders.items():
             cpu_before = sum(cpu_seconds(p.pid) for p in procs)
             upstream_before = cpu_seconds(upstream.pid) if upstream else 0.0
-            result = run_wrk(request, concurrency=64, seconds=plan.compare_seconds)
+            result = run_wrk(request, concurrency=connections[name],
+                             seconds=plan.compare_seconds)
             cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
             upstream_cpu = cpu_seconds(upstream.pid) - upstream_before if upstream else 0.0
             runs[name].append(replace(result, cpu_s=cpu,
@@ -231,18 +243,22 @@ def _start_workers(count: int, upstream: str, log_dir: Path) -> tuple[int, Proc]
 
 
 def workers_scaling(mock: Mock, plan: Plan, log_dir: Path) -> Result:
-    """One worker on core 0 against SERVER_WORKERS=2 allowed on cores 0 and 1."""
+    """One worker on core 0 against SERVER_WORKERS=2 allowed on cores 0 and 1, both at 64
+    concurrent; and the one worker at 32 (`HALF_LOAD`), about what each of the two serves."""
     route = GATEWAY.routes[0]
     contenders: dict[str, tuple[Request, list[Proc]]] = {}
+    started: list[Proc] = []
     try:
         for count in (1, 2):
             port, proc = _start_workers(count, mock.json_url, log_dir)
+            started.append(proc)
             contenders[str(count)] = (Request(_url(port, route), route.payload(stream=False)),
                                       [proc])
-        out = _best_of(contenders, plan, upstream=mock.proc)
+        contenders[HALF_LOAD] = contenders["1"]
+        out = _best_of(contenders, plan, upstream=mock.proc, concurrency={HALF_LOAD: 32})
     finally:
-        for _, procs in contenders.values():
-            procs[0].stop()
+        for proc in started:
+            proc.stop()
     # The ratio of the best runs, not `paired_ratio`: the one worker has core 0 alone, the
     # two have both cores, so a round in which core 0 is slowed by other work lowers one side
     # more than the other, and pairing would count that as scaling.

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bench.load import scaling_ceiling
+from bench.load import HALF_LOAD, scaling_ceiling
 from bench.report import CHAT, GENERATE, Figures, render, target_rows
 
 
@@ -124,6 +124,19 @@ def test_two_workers_are_judged_with_this_machines_ceiling_beside_them() -> None
     assert ("With two, the gateway took 105 µs and wrk and nginx 25 µs a request, 130 µs in "
             "all against 120 with one; at that cost both cores allow at most "
             "2g / (g\u2082 + l\u2082) = 1.54\u00d7.") in text
+
+
+def test_two_workers_are_set_beside_one_worker_at_half_the_connections() -> None:
+    data = results(5000)
+    data["workers"]["1"].update(cpu_us_per_request=100.0)
+    data["workers"]["2"].update(cpu_us_per_request=104.0)
+    assert "One worker at 32 connections" not in render(data, chart=None)  # not measured
+    data["workers"][HALF_LOAD] = _compared(120.0)
+    data["workers"][HALF_LOAD].update(cpu_us_per_request=103.0)
+    text = render(data, chart=None)
+    assert ("One worker at 32 connections, about what each of the two serves: 120 RPS, 103 µs "
+            "of CPU a request (at 64: 100 µs; with two workers: 104 µs). Two workers served "
+            "1.25\u00d7 one worker at 32.") in text
 
 
 def test_the_ceiling_is_twice_the_gateways_share_of_a_request() -> None:
