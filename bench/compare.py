@@ -1,10 +1,11 @@
 """Interleaved A/B runs: the gateway at a git revision against the working tree and the floor.
 
 `python -m bench.compare [--rev REV] [--stream] [--concurrency N] [--rounds R] [--seconds S]
-[--telemetry]` (`make compare REV=...`) checks REV out into a temporary git worktree, starts
-its gateway, the working tree's gateway and the Starlette + aiohttp floor side by side (each
-pinned to the gateway core, all against one nginx mock), then runs wrk against each in turn,
-round after round, and prints every round and the medians. With `--telemetry` both gateways
+[--copies C] [--telemetry]` (`make compare REV=...`) checks REV out into a temporary git
+worktree, starts its gateway, the working tree's gateway and the Starlette + aiohttp floor
+side by side (each pinned to the gateway core, all against one nginx mock; each as `C`
+processes alike, 2 by default), then runs wrk against each in turn, round after round, and
+prints every run and the medians. With `--telemetry` both gateways
 export traces and metrics to the mock, and the working tree runs once more with telemetry
 off: what telemetry costs, measured in the same rounds.
 
@@ -40,11 +41,11 @@ START_TIMEOUT_S = 60.0
 
 @dataclass
 class Contender:
-    """One server in the comparison and what each round measured."""
+    """One setting in the comparison, its servers (`--copies` processes alike) and what each
+    run measured, in the order of the runs."""
 
     name: str
-    proc: Proc
-    request: Request
+    servers: list[tuple[Proc, Request]] = field(default_factory=list)
     rps: list[float] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)
     p50_ms: list[float] = field(default_factory=list)
@@ -61,7 +62,7 @@ def summary(contenders: list[Contender]) -> list[str]:
         if one is not base:
             wins = sum(a > b for a, b in zip(one.rps, base.rps, strict=True))
             ratio = statistics.median(one.rps) / statistics.median(base.rps)
-            line += f"  {ratio:5.2f}x {base.name}, more RPS in {wins}/{len(one.rps)} rounds"
+            line += f"  {ratio:5.2f}x {base.name}, more RPS in {wins}/{len(one.rps)} runs"
         lines.append(line)
     return lines
 
@@ -93,7 +94,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--stream", action="store_true", help="streamed requests")
     parser.add_argument("--concurrency", type=int, help="default 64, or 16 with --stream")
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--seconds", type=float, default=3.0, help="per round and contender")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per run")
+    parser.add_argument("--copies", type=int, default=2,
+                        help="processes per contender, run in turn in every round: one Python "
+                             "process runs the same code a few per cent faster or slower than "
+                             "another")
     parser.add_argument("--telemetry", action="store_true",
                         help="both gateways export traces and metrics to the mock; the working "
                              "tree also runs without (as `worktree-off`)")
@@ -111,40 +116,49 @@ def main(argv: list[str]) -> int:
             (args.rev, tree, telemetry), ("worktree", ROOT, telemetry), ("floor", None, {})]
         if args.telemetry:
             runs.insert(2, ("worktree-off", ROOT, {}))
-        contenders: list[Contender] = []
+        contenders = [Contender(name) for name, _, _ in runs]
         try:
-            for name, source, extra in runs:
-                port = free_port()
-                logs = work / f"logs-{len(contenders)}"
-                logs.mkdir()
-                proc = (FLOOR.launch(upstream, port, logs, {}) if source is None else
-                        launch_gateway(upstream, port, logs, extra, source=source))
-                request = Request(f"http://127.0.0.1:{port}{ROUTE.path}", payload, {})
-                contenders.append(Contender(name, proc, request))
-                wait_ready(proc, request.url, body=payload, headers={}, timeout=START_TIMEOUT_S)
+            for copy in range(max(1, args.copies)):
+                for one, (_, source, extra) in zip(contenders, runs, strict=True):
+                    port = free_port()
+                    logs = work / f"logs-{one.name}-{copy + 1}"
+                    logs.mkdir()
+                    proc = (FLOOR.launch(upstream, port, logs, {}) if source is None else
+                            launch_gateway(upstream, port, logs, extra, source=source))
+                    request = Request(f"http://127.0.0.1:{port}{ROUTE.path}", payload, {})
+                    one.servers.append((proc, request))
+                    wait_ready(proc, request.url, body=payload, headers={},
+                               timeout=START_TIMEOUT_S)
             for one in contenders:
-                run_wrk(one.request, concurrency=concurrency, seconds=WARM_UP_S)
+                for _, request in one.servers:
+                    run_wrk(request, concurrency=concurrency, seconds=WARM_UP_S)
             for round_no in range(1, args.rounds + 1):
-                for one in contenders:
-                    result = run_wrk(one.request, concurrency=concurrency,
-                                     seconds=args.seconds, cpu_of=one.proc.pid,
-                                     stream_chunks=STREAM_CHUNKS if args.stream else None)
-                    one.rps.append(result.rps)
-                    one.cpu_us.append(result.cpu_us_per_request or 0.0)
-                    one.p50_ms.append(result.p50_ms)
-                    print(f"round {round_no}: {one.name:>10} {result.rps:8,.0f} RPS  "
-                          f"{result.cpu_us_per_request or 0:6,.0f} µs CPU/request  "
-                          f"p50 {result.p50_ms:7.3f} ms  errors {result.errors}", flush=True)
+                for copy in range(len(contenders[0].servers)):
+                    for one in contenders:
+                        proc, request = one.servers[copy]
+                        result = run_wrk(request, concurrency=concurrency,
+                                         seconds=args.seconds, cpu_of=proc.pid,
+                                         stream_chunks=STREAM_CHUNKS if args.stream else None)
+                        one.rps.append(result.rps)
+                        one.cpu_us.append(result.cpu_us_per_request or 0.0)
+                        one.p50_ms.append(result.p50_ms)
+                        print(f"round {round_no}: {one.name:>10} #{copy + 1} "
+                              f"{result.rps:8,.0f} RPS  "
+                              f"{result.cpu_us_per_request or 0:6,.0f} µs CPU/request  "
+                              f"p50 {result.p50_ms:7.3f} ms  errors {result.errors}",
+                              flush=True)
         finally:
             for one in contenders:
-                one.proc.stop()
+                for proc, _ in one.servers:
+                    proc.stop()
             mock.proc.stop()
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                            check=False, capture_output=True)
     kind = f"streams, {concurrency} concurrent" if args.stream else f"{concurrency} concurrent"
     if args.telemetry:
         kind += ", telemetry on (off for worktree-off)"
-    print(f"\n{ROUTE.path}, {kind}, {args.rounds} rounds of {args.seconds:g}s each:")
+    print(f"\n{ROUTE.path}, {kind}, {args.rounds} rounds of {args.seconds:g}s runs, "
+          f"{len(contenders[0].servers)} processes each:")
     print("\n".join(summary(contenders)))
     return 0
 

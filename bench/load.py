@@ -8,12 +8,13 @@ import resource
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench.procs import LOAD_CORE, cpu_seconds
+from bench.plan import Plan
+from bench.procs import LOAD_CORE, Proc, cpu_seconds
 
 SCRIPT = Path(__file__).with_name("wrk") / "post.lua"
 
@@ -125,6 +126,43 @@ def best_round(runs: list[LoadResult], by: str) -> dict[str, Any]:
         best[count] = sum(load[count] for load in loads)
     best["bad_sample"] = next((load["bad_sample"] for load in loads if load["bad_sample"]), "")
     return best
+
+
+Server = tuple[Request, list[Proc]]
+"""One started server of a setting: the request its load repeats and its processes."""
+
+
+def alternate(contenders: Mapping[str, Sequence[Server]], plan: Plan,
+              upstream: Proc | None = None,
+              concurrency: Mapping[str, int] | None = None) -> dict[str, dict[str, Any]]:
+    """Alternate runs between contenders (all started, idle when not measured), 64 concurrent
+    unless `concurrency` names another number for one, and keep each one's best
+    (`best_round`), its CPU that of the contender's processes and its load's CPU that of wrk
+    and `upstream`.
+
+    Each contender is one or more servers alike (`Plan.compare_copies`), every contender as
+    many: one Python process runs the same code a few per cent faster or slower than
+    another (its hash seed, where its memory lies), as much as the differences these runs
+    measure. A round runs every contender's first server, then every second one. Every
+    run's RPS is kept (`rounds`), in that order for every contender, so `paired_ratio`
+    pairs runs of the same round and server."""
+    runs: dict[str, list[LoadResult]] = {name: [] for name in contenders}
+    connections = {name: (concurrency or {}).get(name, 64) for name in contenders}
+    for name, copies in contenders.items():
+        for request, _ in copies:
+            run_wrk(request, concurrency=connections[name], seconds=plan.warmup_s)
+    for _ in range(plan.compare_rounds):
+        for alike in zip(*contenders.values(), strict=True):
+            for name, (request, procs) in zip(contenders, alike, strict=True):
+                cpu_before = sum(cpu_seconds(p.pid) for p in procs)
+                upstream_before = cpu_seconds(upstream.pid) if upstream else 0.0
+                result = run_wrk(request, concurrency=connections[name],
+                                 seconds=plan.compare_seconds)
+                cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
+                upstream_cpu = cpu_seconds(upstream.pid) - upstream_before if upstream else 0.0
+                runs[name].append(replace(result, cpu_s=cpu,
+                                          load_cpu_s=(result.load_cpu_s or 0.0) + upstream_cpu))
+    return {name: best_round(rounds, "rps") for name, rounds in runs.items()}
 
 
 HALF_LOAD = "1 at 32"

@@ -23,6 +23,7 @@ class Plan:
     first_chunk_budget_s: float
     compare_seconds: float  # telemetry on/off and one/two workers: seconds per run
     compare_rounds: int  # ... alternating, best of this many runs each
+    compare_copies: int  # ... each setting served by this many processes (`bench.run.COPIES`)
     profile_seconds: float
     soak_seconds: float  # the gateway's memory-flatness run, after its sweep
     open_streams: int
@@ -43,14 +44,14 @@ FULL = Plan(
     default_seconds=5.0, warmup_s=2.0, stream_concurrency=16, stream_seconds=4.0,
     stream_rounds=3, latency_rounds=3,
     first_chunk_count=300, first_chunk_budget_s=20.0, compare_seconds=5.0, compare_rounds=5,
-    profile_seconds=10.0, soak_seconds=20.0, open_streams=5000, open_hold_s=5.0,
+    compare_copies=2, profile_seconds=10.0, soak_seconds=20.0, open_streams=5000, open_hold_s=5.0,
     open_wait_s=30.0)
 
 QUICK = Plan(
     name="quick", concurrencies=(1, 64), seconds={}, default_seconds=2.0, warmup_s=1.0,
     stream_concurrency=16, stream_seconds=2.0, stream_rounds=1, latency_rounds=1,
     first_chunk_count=50, first_chunk_budget_s=5.0,
-    compare_seconds=2.0, compare_rounds=2, profile_seconds=3.0, soak_seconds=3.0,
+    compare_seconds=2.0, compare_rounds=2, compare_copies=1, profile_seconds=3.0, soak_seconds=3.0,
     open_streams=1000, open_hold_s=2.0,
     open_wait_s=15.0)
 

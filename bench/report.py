@@ -249,8 +249,11 @@ def sweep_rows(f: Figures) -> tuple[list[str], list[list[str]]]:
 
 
 def _rounds(f: Figures) -> str:
-    return (f"both started, runs alternating in {f.r['plan_detail']['compare_rounds']} "
-            "rounds, best run of each shown")
+    detail = f.r["plan_detail"]
+    copies = detail.get("compare_copies", 1)
+    served = f", each setting served by {copies} processes alike" if copies > 1 else ""
+    return (f"all started, runs alternating in {detail['compare_rounds']} rounds{served}, "
+            "best run of each shown")
 
 
 def _extra_lines(f: Figures) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ from bench.load import (
     HALF_LOAD,
     LoadResult,
     Request,
+    Server,
+    alternate,
     as_result,
     best_round,
     run_wrk,
@@ -187,45 +189,25 @@ def stream_target(target: Target, mock: Mock, plan: Plan, log_dir: Path,
     return rows
 
 
-def _best_of(contenders: Mapping[str, tuple[Request, list[Proc]]], plan: Plan,
-             upstream: Proc | None = None,
-             concurrency: Mapping[str, int] | None = None) -> Result:
-    """Alternate runs between contenders (all started, idle when not measured), 64 concurrent
-    unless `concurrency` names another number for one, and keep each one's best
-    (`best_round`), its CPU that of the contender's processes and its load's CPU that of wrk
-    and `upstream`. Each one's RPS of every round is kept too (`rounds`), for
-    `paired_ratio`."""
-    runs: dict[str, list[LoadResult]] = {name: [] for name in contenders}
-    connections = {name: (concurrency or {}).get(name, 64) for name in contenders}
-    for name, (request, _) in contenders.items():
-        run_wrk(request, concurrency=connections[name], seconds=plan.warmup_s)
-    for _ in range(plan.compare_rounds):
-        for name, (request, procs) in contenders.items():
-            cpu_before = sum(cpu_seconds(p.pid) for p in procs)
-            upstream_before = cpu_seconds(upstream.pid) if upstream else 0.0
-            result = run_wrk(request, concurrency=connections[name],
-                             seconds=plan.compare_seconds)
-            cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
-            upstream_cpu = cpu_seconds(upstream.pid) - upstream_before if upstream else 0.0
-            runs[name].append(replace(result, cpu_s=cpu,
-                                      load_cpu_s=(result.load_cpu_s or 0.0) + upstream_cpu))
-    return {name: best_round(rounds, "rps") for name, rounds in runs.items()}
-
-
 def telemetry_cost(mock: Mock, plan: Plan, log_dir: Path) -> Result:
     """Gateway throughput with telemetry off and on (exporting OTLP to the mock)."""
     route = GATEWAY.routes[0]
     settings = {"off": {}, "on": telemetry_env(mock.json_url)}
-    contenders: dict[str, tuple[Request, list[Proc]]] = {}
+    contenders: dict[str, list[Server]] = {name: [] for name in settings}
     try:
-        for name, extra in settings.items():
-            proc, port = _launch(GATEWAY, mock.json_url, log_dir, route, stream=False,
-                                 extra=extra)
-            contenders[name] = (Request(_url(port, route), route.payload(stream=False)), [proc])
-        out = _best_of(contenders, plan)
+        for copy in range(1, plan.compare_copies + 1):
+            for name, extra in settings.items():
+                logs = log_dir / f"telemetry-{name}-{copy}"  # each copy's own log
+                logs.mkdir(exist_ok=True)
+                proc, port = _launch(GATEWAY, mock.json_url, logs, route, stream=False,
+                                     extra=extra)
+                contenders[name].append(
+                    (Request(_url(port, route), route.payload(stream=False)), [proc]))
+        out = alternate(contenders, plan)
     finally:
-        for _, procs in contenders.values():
-            procs[0].stop()
+        for copies in contenders.values():
+            for _, procs in copies:
+                procs[0].stop()
     out["best_ratio"] = out["on"]["rps"] / out["off"]["rps"] if out["off"]["rps"] else None
     out["ratio"] = paired_ratio(out, "on", "off")
     return out
@@ -246,16 +228,19 @@ def workers_scaling(mock: Mock, plan: Plan, log_dir: Path) -> Result:
     """One worker on core 0 against SERVER_WORKERS=2 allowed on cores 0 and 1, both at 64
     concurrent; and the one worker at 32 (`HALF_LOAD`), about what each of the two serves."""
     route = GATEWAY.routes[0]
-    contenders: dict[str, tuple[Request, list[Proc]]] = {}
+    contenders: dict[str, list[Server]] = {"1": [], "2": []}
     started: list[Proc] = []
     try:
-        for count in (1, 2):
-            port, proc = _start_workers(count, mock.json_url, log_dir)
-            started.append(proc)
-            contenders[str(count)] = (Request(_url(port, route), route.payload(stream=False)),
-                                      [proc])
+        for copy in range(1, plan.compare_copies + 1):
+            for count in (1, 2):
+                logs = log_dir / f"workers-{count}-{copy}"  # each copy's own log
+                logs.mkdir(exist_ok=True)
+                port, proc = _start_workers(count, mock.json_url, logs)
+                started.append(proc)
+                contenders[str(count)].append(
+                    (Request(_url(port, route), route.payload(stream=False)), [proc]))
         contenders[HALF_LOAD] = contenders["1"]
-        out = _best_of(contenders, plan, upstream=mock.proc, concurrency={HALF_LOAD: 32})
+        out = alternate(contenders, plan, upstream=mock.proc, concurrency={HALF_LOAD: 32})
     finally:
         for proc in started:
             proc.stop()

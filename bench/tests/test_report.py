@@ -139,6 +139,14 @@ def test_two_workers_are_set_beside_one_worker_at_half_the_connections() -> None
             "1.25\u00d7 one worker at 32.") in text
 
 
+def test_the_comparisons_say_how_many_processes_served_each_setting() -> None:
+    data = results(5000)
+    assert "all started, runs alternating in 2 rounds, best run" in render(data, chart=None)
+    data["plan_detail"]["compare_copies"] = 2
+    assert ("all started, runs alternating in 2 rounds, each setting served by 2 processes "
+            "alike, best run") in render(data, chart=None)
+
+
 def test_the_ceiling_is_twice_the_gateways_share_of_a_request() -> None:
     assert scaling_ceiling(100.0, 0.0) == 2.0  # a load that costs nothing: two cores, 2x
     assert scaling_ceiling(140.0, 20.0) == pytest.approx(1.75)
