@@ -108,7 +108,7 @@ def _shared_core_text(workers: dict[str, Any]) -> str:
 
 def _half_load_text(workers: dict[str, Any]) -> str:
     """One worker at 32 connections (`HALF_LOAD`), about what each of two serves: what a
-    request costs a worker given half the connections, beside what it cost each of two."""
+    request costs a worker given half the connections, beside what it cost with two."""
     half, two = workers.get(HALF_LOAD) or {}, workers.get("2") or {}
     if not half.get("rps") or not two.get("rps") or half.get("cpu_us_per_request") is None:
         return ""
