@@ -14,6 +14,7 @@ from gateway.telemetry.labels import LabelBudget
 from gateway.telemetry.spans import (
     CLIENT,
     CURRENT_SPAN,
+    NO_ATTRIBUTES,
     Attributes,
     AttributeValue,
     Span,
@@ -218,7 +219,7 @@ class UpstreamAttempt:
     """
 
     __slots__ = ("_client", "_error_type", "_finish_reasons", "_first_token_s", "_operation",
-                 "_provider", "_request_model", "_response_model", "_span", "_start", "_tokens",
+                 "_provider", "_request_model", "_response_model", "_span", "_start",
                  "trace_lines")
 
     def __init__(self, client: ClientSide, *, provider: str, model: str | None,
@@ -229,12 +230,12 @@ class UpstreamAttempt:
         self._operation = operation
         self._response_model: str | None = None
         self._finish_reasons: tuple[str, ...] = ()
-        self._tokens: tuple[int | None, int | None] = (None, None)
         self._error_type: str | None = None
         self._first_token_s: float | None = None
         self._start = time.perf_counter()
         name, base = client.base(operation, provider, server_address, model)
-        self._span = span = client.tracer.start(name, CLIENT, {}, CURRENT_SPAN.get(), base)
+        self._span = span = client.tracer.start(name, CLIENT, NO_ATTRIBUTES, CURRENT_SPAN.get(),
+                                                base)
         # The trace context as head lines: the ids are hex, and a trace state comes from the
         # SDK's parser (which keeps only W3C's printable ASCII) and is checked again here.
         self.trace_lines = (f"traceparent: 00-{span.trace_hex}-{span.span_id.hex()}-"
@@ -254,7 +255,9 @@ class UpstreamAttempt:
         """Record the response model, token counts and finish reasons on the span."""
         self._response_model = model
         self._finish_reasons = tuple(finish_reasons)
-        self._tokens = (input_tokens, output_tokens)
+        span = self._span
+        span.input_tokens = input_tokens
+        span.output_tokens = output_tokens
 
     def set_error(self, error_type: str) -> None:
         """Mark the attempt failed; `error_type` is a class name or code, never a message."""
@@ -281,10 +284,6 @@ class UpstreamAttempt:
                              self._request_model)
         span.base = ended.attributes
         span.error = ended.error
-        input_tokens, output_tokens = self._tokens
-        if input_tokens is not None:
-            span.attributes["gen_ai.usage.input_tokens"] = input_tokens
-        if output_tokens is not None:
-            span.attributes["gen_ai.usage.output_tokens"] = output_tokens
         client.tracer.end(span)
-        ended.series.record(span, duration, self._first_token_s, input_tokens, output_tokens)
+        ended.series.record(span, duration, self._first_token_s, span.input_tokens,
+                            span.output_tokens)

@@ -25,7 +25,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from gateway.telemetry.spans import Attributes, Span
+from gateway.telemetry.spans import INPUT_TOKENS, OUTPUT_TOKENS, Attributes, Span
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,9 @@ class SpanEncoder:
                               if scope.schema_url else b"")
         # Encoded `attributes` fields of a span by (key, value): most repeat per request.
         self._attributes: dict[tuple[str, Any], bytes] = {}
+        # Encoded token-count attributes by count (see `Span`).
+        self._inputs: dict[int, bytes] = {}
+        self._outputs: dict[int, bytes] = {}
         # What spans ending alike share, encoded, by the id of their `Span.base`.
         self._shapes: dict[int, _Shape] = {}
 
@@ -158,7 +161,8 @@ class SpanEncoder:
 
         Most spans are written by one `struct` call of their shape (see `_Shape`): their
         ids, parent and times between the parts they share with the spans that end alike;
-        a span of its own attributes is followed by them, then by the shape's tail.
+        a span with attributes of its own (token counts among them) is followed by them, then
+        by the shape's tail.
         """
         base = span.base
         shape = self._shapes.get(id(base))
@@ -168,6 +172,12 @@ class SpanEncoder:
             shape = self._shape(span)
         parent = span.parent_id
         own = self._own(span.attributes) if span.attributes else b""
+        count = span.input_tokens
+        if count is not None:
+            own += self._inputs.get(count) or self._count(self._inputs, INPUT_TOKENS, count)
+        count = span.output_tokens
+        if count is not None:
+            own += self._outputs.get(count) or self._count(self._outputs, OUTPUT_TOKENS, count)
         size = shape.size + len(own)
         if parent is not None:
             size += 10
@@ -246,6 +256,15 @@ class SpanEncoder:
             self._shapes.clear()
         self._shapes[id(base)] = shape
         return shape
+
+    @staticmethod
+    def _count(cache: dict[int, bytes], key: str, count: int) -> bytes:
+        """A token count's attribute, encoded and kept (in `cache`, by count)."""
+        encoded = _attribute((key, count))
+        if len(cache) >= _CACHED_ATTRIBUTES:
+            cache.clear()
+        cache[count] = encoded
+        return encoded
 
     def _attribute(self, item: tuple[str, Any]) -> bytes:
         """A span's own attribute, encoded and, when its value type allows, kept."""

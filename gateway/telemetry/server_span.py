@@ -13,6 +13,7 @@ from gateway.telemetry.histograms import Histogram, Series
 from gateway.telemetry.labels import http_method
 from gateway.telemetry.spans import (
     CURRENT_SPAN,
+    NO_ATTRIBUTES,
     SERVER,
     Attributes,
     AttributeValue,
@@ -135,7 +136,8 @@ class ServerObservation:
                 carrier[name.decode("latin-1")] = value.decode("latin-1")
         parent = remote_parent(propagate.extract(carrier)) if carrier else None
         self._method, base = server.base(scope, scope.get("method", "GET"), host)
-        self._span = span = server.tracer.start(self._method, SERVER, {}, parent, base)
+        self._span = span = server.tracer.start(self._method, SERVER, NO_ATTRIBUTES, parent,
+                                                base)
         self.trace_id: str | None = span.trace_hex
         self._token = CURRENT_SPAN.set(span)
 

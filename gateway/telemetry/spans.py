@@ -81,6 +81,12 @@ if hasattr(os, "register_at_fork"):
 NO_BASE: Attributes = {}
 """A span without shared attributes (never added to)."""
 
+NO_ATTRIBUTES: Attributes = {}
+"""A span without attributes of its own (never added to)."""
+
+INPUT_TOKENS = "gen_ai.usage.input_tokens"
+OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+
 
 class RemoteParent(NamedTuple):
     """The caller's span, as the propagation headers named it (ids as on the wire)."""
@@ -99,7 +105,11 @@ class Span(msgspec.Struct, gc=False):
 
     A span's attributes are `base`, a dictionary its creator shares between the spans that
     start alike (and never changes, so sinks may keep what they derive from it), followed by
-    its own `attributes`; the two never name the same attribute. `all_attributes()` has both.
+    its own `attributes`, then the token counts of a model call (`INPUT_TOKENS` and
+    `OUTPUT_TOKENS`) when set; none of these name the same attribute. `all_attributes()` has
+    them all. (The counts are fields rather than own attributes because nearly every CLIENT
+    span has them: a span then needs no dictionary of its own, and the encoder writes them
+    without looking them up.)
 
     A msgspec Struct: two are made per request, and one is made in C for a third of what a
     slotted class's `__init__` costs. It holds only strings, numbers, bytes and dictionaries
@@ -120,10 +130,17 @@ class Span(msgspec.Struct, gc=False):
     start_ns: int
     end_ns: int = 0
     error: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
 
     def all_attributes(self) -> Attributes:
-        """The shared attributes, then the span's own (a new dictionary)."""
-        return {**self.base, **self.attributes}
+        """The shared attributes, the span's own, then the token counts (a new dictionary)."""
+        attributes = {**self.base, **self.attributes}
+        if self.input_tokens is not None:
+            attributes[INPUT_TOKENS] = self.input_tokens
+        if self.output_tokens is not None:
+            attributes[OUTPUT_TOKENS] = self.output_tokens
+        return attributes
 
 
 CURRENT_SPAN: ContextVar[Span | None] = ContextVar("gateway_current_span", default=None)

@@ -173,7 +173,8 @@ def test_random_spans_are_encoded_as_the_sdk_encodes_them() -> None:
     """Seeded random spans of every shape the encoder tells apart: with and without a
     parent (local or remote) and trace state, errors, shared and own attributes of each
     value type, and sizes on both sides of one- and two-byte lengths; each in a batch of
-    its own and all together, twice (the second time from the encoder's caches)."""
+    its own and all together, twice (the second time from the encoder's caches). Token counts
+    (`Span.input_tokens`, `output_tokens`) are written after the span's own attributes."""
     rng = random.Random(6)
     resource = Resource.create({"service.name": "enc"})
     scope = InstrumentationScope("gateway")
@@ -190,7 +191,7 @@ def test_random_spans_are_encoded_as_the_sdk_encodes_them() -> None:
             parent = rng.choice(spans)
         own = {f"a{n}": rng.choice(values) for n in range(rng.choice([0, 0, 1, 2, 5]))}
         if rng.random() < 0.3:  # ints of every size, under short and long keys
-            own[rng.choice(["gen_ai.usage.input_tokens", "k" * rng.choice([100, 110, 120])])] = (
+            own[rng.choice(["gen_ai.request.seed", "k" * rng.choice([100, 110, 120])])] = (
                 rng.randrange(-2**63, 2**63) if rng.random() < 0.3
                 else rng.randrange(2**rng.randint(1, 63)))
         if rng.random() < 0.1:  # long enough for a length of two or three bytes
@@ -198,6 +199,9 @@ def test_random_spans_are_encoded_as_the_sdk_encodes_them() -> None:
         span = tracer.start(rng.choice(["", "GET", "chat m" * rng.randint(1, 30)]),
                             rng.choice([SERVER, CLIENT]), own, parent, rng.choice(bases))
         span.error = rng.choice([None, None, "500", "TimeoutError"])
+        if rng.random() < 0.5:  # token counts, set as the upstream attempt sets them
+            span.input_tokens = rng.choice([0, 12, 127, 128, 16_384, 2**40, -1])
+            span.output_tokens = rng.choice([None, 0, 7, 300])
         tracer.end(span)
         spans.append(span)
     encoder = SpanEncoder(resource, scope)
