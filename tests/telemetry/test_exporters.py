@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -22,7 +23,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.telemetry import Telemetry, TelemetryConfig
-from gateway.telemetry.otlp import ENCODE_AT, SpanBatcher, SpanEncoder
+from gateway.telemetry.otlp import (
+    ENCODE_AT,
+    OtlpSpanSender,
+    SpanBatcher,
+    SpanEncoder,
+    _plain_http,
+)
 from gateway.telemetry.spans import CLIENT, SERVER, RemoteParent, Span, Tracer, to_readable
 from tests.hardening.process import gateway_process
 from tests.support.server import serve
@@ -283,3 +290,75 @@ def test_otel_sdk_disabled_switches_telemetry_off(monkeypatch: pytest.MonkeyPatc
     live = create_telemetry(TelemetryConfig(enabled=True))
     assert not isinstance(live, NoopTelemetry)
     live.shutdown()
+
+
+_PROXY_VARIABLES = ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY",
+                    "no_proxy", "NETRC", "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
+                    "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER",
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def _one_span_request() -> bytes:
+    tracer = Tracer([])
+    span = tracer.start("GET /", SERVER, {}, None)
+    tracer.end(span)
+    return SpanEncoder(Resource.create({"service.name": "send"}),
+                       InstrumentationScope("gateway")).encode([span])
+
+
+def test_a_plain_http_collector_gets_spans_over_urllib3_and_a_proxied_one_as_the_sdk_sends(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Spans go to a plain-HTTP collector through the SDK's urllib3 transport (cheaper per
+    export than `requests`). When the environment names a proxy for the collector, they go
+    through it, as the SDK's own exporter sends them: here the collector's name resolves
+    nowhere, so only the proxy (a receiver taking absolute-form requests) can deliver them."""
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    payload = _one_span_request()
+    receiver = Receiver()
+    with serve(receiver.app) as collector:
+        direct = OtlpSpanSender(endpoint=f"{collector.url}/v1/traces")
+        assert isinstance(direct._client._transport, Urllib3HTTPTransport)
+        assert direct.send(payload)
+        monkeypatch.setenv("HTTP_PROXY", collector.url)
+        proxied = OtlpSpanSender(endpoint="http://collector.invalid:4318/v1/traces")
+        assert not isinstance(proxied._client._transport, Urllib3HTTPTransport)
+        assert proxied.send(payload)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        bypassing = OtlpSpanSender(endpoint=f"{collector.url}/v1/traces")
+        assert isinstance(bypassing._client._transport, Urllib3HTTPTransport)
+        assert bypassing.send(payload)
+        for sender in (direct, proxied, bypassing):
+            sender.shutdown()
+    assert receiver.bodies["traces"] == [payload] * 3
+
+
+@pytest.mark.parametrize(("endpoint", "environment", "netrc", "plain"), [
+    ("http://collector:4318/v1/traces", {}, False, True),
+    ("HTTP://collector:4318/v1/traces", {}, False, True),
+    ("https://collector:4318/v1/traces", {}, False, False),
+    ("", {}, False, False),
+    ("http://collector:4318/v1/traces", {"http_proxy": "http://proxy:3128"}, False, False),
+    ("http://collector:4318/v1/traces", {"ALL_PROXY": "http://proxy:3128"}, False, False),
+    ("http://collector:4318/v1/traces",
+     {"HTTP_PROXY": "http://proxy:3128", "NO_PROXY": "other,collector"}, False, True),
+    ("http://collector:4318/v1/traces", {"HTTPS_PROXY": "http://proxy:3128"}, False, True),
+    ("http://collector:4318/v1/traces", {}, True, False),
+    ("http://collector:4318/v1/traces", {"NETRC": "/somewhere/netrc"}, False, False),
+    ("http://collector:4318/v1/traces",
+     {"OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER": "mine"}, False, False),
+    ("http://collector:4318/v1/traces",
+     {"OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER": "mine"}, False, False),
+])
+def test_the_urllib3_transport_is_taken_only_where_requests_would_add_nothing(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, endpoint: str,
+        environment: dict[str, str], netrc: bool, plain: bool) -> None:
+    for name in (*_PROXY_VARIABLES, "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if netrc:
+        (tmp_path / ".netrc").write_text("machine collector login user password secret\n")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert _plain_http(endpoint) is plain
