@@ -97,8 +97,10 @@ http {{
     tcp_nodelay on;
     server {{
         listen 127.0.0.1:{json_port} backlog=4096;
-        location = /v1/traces {{ return 200 ''; }}
-        location = /v1/metrics {{ return 200 ''; }}
+        # Export requests as large as the SDK sends (64 MiB; nginx's own limit is 1 MiB, about
+        # 3,000 spans: larger batches, as OTEL_BSP_MAX_EXPORT_BATCH_SIZE may ask, got 413).
+        location = /v1/traces {{ client_max_body_size 64m; return 200 ''; }}
+        location = /v1/metrics {{ client_max_body_size 64m; return 200 ''; }}
         location / {{ default_type application/json; return 200 {whole}; }}
     }}
     server {{
