@@ -46,8 +46,8 @@ async def complete(upstream: Upstream, telemetry: AnyTelemetry, provider: Provid
     """Send a non-streamed chat request and translate the answer."""
     chat.stream = False
     body = provider.dialect.build_request(chat)
-    with telemetry.upstream_attempt(provider=provider.id, model=chat.model, operation="chat",
-                                    server_address=provider.host) as attempt:
+    with telemetry.upstream_attempt(provider.id, chat.model, "chat",
+                                    provider.host) as attempt:
         try:
             data = await upstream.call_json(provider, provider.config.generate,
                                             model=chat.model, body=body,

@@ -112,10 +112,21 @@ class AttemptSeries:
 
 
 @dataclass(frozen=True, slots=True)
+class Started:
+    """How attempts that start alike start (see `ClientSide.started`)."""
+
+    name: str  # the span's
+    attributes: Attributes  # the span's shared attributes (`Span.base`), redacted
+    provider: str  # the raw values, for the metric labels (`ClientSide.ended`)
+    operation: str
+    model: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Ended:
     """How attempts that started alike ended (see `ClientSide.ended`)."""
 
-    base: Attributes  # what the attempt started with: ids are only compared while it lives
+    started: Started  # ids are only compared while it lives
     attributes: Attributes
     error: str | None
     series: AttemptSeries
@@ -131,15 +142,15 @@ class ClientSide:
         self.clean = clean
         self._models = models
         self._bounded = bounded
-        self._bases: dict[tuple[str, str, str, str | None], tuple[str, Attributes]] = {}
+        self._starts: dict[tuple[str, str, str, str | None], Started] = {}
         self._ends: dict[tuple[int, str | None, tuple[str, ...], str | None], Ended] = {}
 
-    def base(self, operation: str, provider: str, server_address: str,
-             model: str | None) -> tuple[str, Attributes]:
+    def started(self, operation: str, provider: str, server_address: str,
+                model: str | None) -> Started:
         """The span name and the attributes known when a call starts (redacted), shared by
         the calls that start alike (see `Span.base`)."""
         key = (operation, provider, server_address, model)
-        found = self._bases.get(key)
+        found = self._starts.get(key)
         if found is None:
             clean = self.clean
             name = clean(operation)
@@ -152,21 +163,20 @@ class ClientSide:
                 request_model = attributes["gen_ai.request.model"] = clean(model)
                 if model:
                     name = f"{name} {request_model}"
-            if len(self._bases) >= _MAX_LABEL_KEYS:
-                self._bases.clear()
-            found = self._bases[key] = (name, attributes)
+            if len(self._starts) >= _MAX_LABEL_KEYS:
+                self._starts.clear()
+            found = self._starts[key] = Started(name, attributes, provider, operation, model)
         return found
 
-    def ended(self, base: Attributes, response_model: str | None,
-              finish_reasons: tuple[str, ...], error_type: str | None, provider: str,
-              operation: str, request_model: str | None) -> Ended:
-        """What a call that started with `base` ended with: shared attributes (`base` and
-        the answer's, redacted), the span's error and the metric attributes."""
-        key = (id(base), response_model, finish_reasons, error_type)
+    def ended(self, started: Started, response_model: str | None,
+              finish_reasons: tuple[str, ...], error_type: str | None) -> Ended:
+        """What a call that started as `started` ended with: shared attributes (the start's
+        and the answer's, redacted), the span's error and the metric attributes."""
+        key = (id(started), response_model, finish_reasons, error_type)
         found = self._ends.get(key)
-        if found is None or found.base is not base:
+        if found is None or found.started is not started:
             clean = self.clean
-            attributes = dict(base)
+            attributes = dict(started.attributes)
             if response_model is not None:
                 attributes["gen_ai.response.model"] = clean(response_model)
             if finish_reasons:
@@ -174,11 +184,11 @@ class ClientSide:
             error = None
             if error_type is not None:
                 error = attributes["error.type"] = clean(error_type)
-            series = self._series(provider, operation, request_model, response_model,
-                                  error_type)
+            series = self._series(started.provider, started.operation, started.model,
+                                  response_model, error_type)
             if len(self._ends) >= _MAX_LABEL_KEYS:
                 self._ends.clear()
-            found = self._ends[key] = Ended(base, attributes, error, series)
+            found = self._ends[key] = Ended(started, attributes, error, series)
         return found
 
     def _series(self, provider: str, operation: str, request_model: str | None,
@@ -218,24 +228,20 @@ class UpstreamAttempt:
     callers and providers).
     """
 
-    __slots__ = ("_client", "_error_type", "_finish_reasons", "_first_token_s", "_operation",
-                 "_provider", "_request_model", "_response_model", "_span", "_start",
-                 "trace_lines")
+    __slots__ = ("_client", "_error_type", "_finish_reasons", "_first_token_s",
+                 "_response_model", "_span", "_start", "_started", "trace_lines")
 
-    def __init__(self, client: ClientSide, *, provider: str, model: str | None,
-                 operation: str, server_address: str) -> None:
+    def __init__(self, client: ClientSide, provider: str, model: str | None, operation: str,
+                 server_address: str) -> None:
         self._client = client
-        self._provider = provider
-        self._request_model = model
-        self._operation = operation
         self._response_model: str | None = None
         self._finish_reasons: tuple[str, ...] = ()
         self._error_type: str | None = None
         self._first_token_s: float | None = None
         self._start = time.perf_counter()
-        name, base = client.base(operation, provider, server_address, model)
-        self._span = span = client.tracer.start(name, CLIENT, NO_ATTRIBUTES, CURRENT_SPAN.get(),
-                                                base)
+        self._started = started = client.started(operation, provider, server_address, model)
+        self._span = span = client.tracer.start(started.name, CLIENT, NO_ATTRIBUTES,
+                                                CURRENT_SPAN.get(), started.attributes)
         # The trace context as head lines: the ids are hex, and a trace state comes from the
         # SDK's parser (which keeps only W3C's printable ASCII) and is checked again here.
         self.trace_lines = (f"traceparent: 00-{span.trace_hex}-{span.span_id.hex()}-"
@@ -279,9 +285,8 @@ class UpstreamAttempt:
             self._error_type = exc_type.__qualname__
         client = self._client
         span = self._span
-        ended = client.ended(span.base, self._response_model, self._finish_reasons,
-                             self._error_type, self._provider, self._operation,
-                             self._request_model)
+        ended = client.ended(self._started, self._response_model, self._finish_reasons,
+                             self._error_type)
         span.base = ended.attributes
         span.error = ended.error
         client.tracer.end(span)

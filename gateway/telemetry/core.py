@@ -46,7 +46,7 @@ class TelemetryHooks(Protocol):
         """Start observing one HTTP request (used by `TelemetryMiddleware`)."""
         ...
 
-    def upstream_attempt(self, *, provider: str, model: str | None, operation: str,
+    def upstream_attempt(self, provider: str, model: str | None, operation: str,
                          server_address: str) -> AbstractContextManager[Attempt]:
         """Observe one call to a provider; see `Attempt`."""
         ...
@@ -69,7 +69,7 @@ class NoopTelemetry:
         """The do-nothing observation."""
         return NOOP_OBSERVATION
 
-    def upstream_attempt(self, *, provider: str, model: str | None, operation: str,
+    def upstream_attempt(self, provider: str, model: str | None, operation: str,
                          server_address: str) -> AbstractContextManager[Attempt]:
         """The do-nothing attempt."""
         return NOOP_ATTEMPT
@@ -127,8 +127,8 @@ class Telemetry:
         # against 159 µs).
         # `observe_request(scope)`: open the SERVER span and make it current for the request.
         self.observe_request: Callable[[Scope], ServerObservation] = partial(
-            ServerObservation, server=self._server)
-        # `upstream_attempt(provider=, model=, operation=, server_address=)`: open a CLIENT
+            ServerObservation, self._server)
+        # `upstream_attempt(provider, model, operation, server_address)`: open a CLIENT
         # span for one provider call; metrics are recorded when it exits.
         self.upstream_attempt: Callable[..., AbstractContextManager[Attempt]] = partial(
             UpstreamAttempt, self._client)

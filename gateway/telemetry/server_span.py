@@ -122,7 +122,7 @@ class ServerObservation:
 
     __slots__ = ("_method", "_server", "_span", "_token", "trace_id")
 
-    def __init__(self, scope: Scope, server: ServerSide) -> None:
+    def __init__(self, server: ServerSide, scope: Scope) -> None:
         self._server = server
         host: bytes | None = None
         carrier: dict[str, str] | None = None
