@@ -143,7 +143,7 @@ class ClientSide:
         self._models = models
         self._bounded = bounded
         self._starts: dict[tuple[str, str, str, str | None], Started] = {}
-        self._ends: dict[tuple[int, str | None, tuple[str, ...], str | None], Ended] = {}
+        self.ends: dict[tuple[int, str | None, tuple[str, ...], str | None], Ended] = {}
 
     def started(self, operation: str, provider: str, server_address: str,
                 model: str | None) -> Started:
@@ -173,7 +173,7 @@ class ClientSide:
         """What a call that started as `started` ended with: shared attributes (the start's
         and the answer's, redacted), the span's error and the metric attributes."""
         key = (id(started), response_model, finish_reasons, error_type)
-        found = self._ends.get(key)
+        found = self.ends.get(key)
         if found is None or found.started is not started:
             clean = self.clean
             attributes = dict(started.attributes)
@@ -186,9 +186,9 @@ class ClientSide:
                 error = attributes["error.type"] = clean(error_type)
             series = self._series(started.provider, started.operation, started.model,
                                   response_model, error_type)
-            if len(self._ends) >= _MAX_LABEL_KEYS:
-                self._ends.clear()
-            found = self._ends[key] = Ended(started, attributes, error, series)
+            if len(self.ends) >= _MAX_LABEL_KEYS:
+                self.ends.clear()
+            found = self.ends[key] = Ended(started, attributes, error, series)
         return found
 
     def _series(self, provider: str, operation: str, request_model: str | None,
@@ -285,10 +285,19 @@ class UpstreamAttempt:
             self._error_type = exc_type.__qualname__
         client = self._client
         span = self._span
-        ended = client.ended(self._started, self._response_model, self._finish_reasons,
-                             self._error_type)
+        # What `ClientSide.ended` returns, looked up here first; then `Tracer.end`, written
+        # out (as in `ServerObservation.finish`).
+        started = self._started
+        response_model = self._response_model
+        finish_reasons = self._finish_reasons
+        error_type = self._error_type
+        ended = client.ends.get((id(started), response_model, finish_reasons, error_type))
+        if ended is None or ended.started is not started:
+            ended = client.ended(started, response_model, finish_reasons, error_type)
         span.base = ended.attributes
         span.error = ended.error
-        client.tracer.end(span)
+        span.end_ns = time.time_ns()
+        if span.sampled:
+            client.tracer.emit(span)
         ended.series.record(span, duration, self._first_token_s, span.input_tokens,
                             span.output_tokens)

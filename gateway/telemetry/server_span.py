@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import time_ns
 from typing import Any
 
 from opentelemetry import propagate
 from starlette.types import Scope
 
-from gateway.telemetry.histograms import Histogram, Series
+from gateway.telemetry.histograms import FOLD_AT, Histogram, Series
 from gateway.telemetry.labels import http_method
 from gateway.telemetry.spans import (
     CURRENT_SPAN,
@@ -48,7 +49,7 @@ class ServerSide:
         # The request headers the global propagator reads (traceparent, tracestate...).
         self.propagation_fields = frozenset(
             name.lower().encode("latin-1") for name in propagate.get_global_textmap().fields)
-        self._ends: dict[tuple[int, int, str | None, str | None], ServerEnd] = {}
+        self.ends: dict[tuple[int, int, str | None, str | None], ServerEnd] = {}
         self._bases: dict[tuple[str, str, str, Any], tuple[str, Attributes]] = {}
 
     def base(self, scope: Scope, method: str, host: bytes | None) -> tuple[str, Attributes]:
@@ -87,7 +88,7 @@ class ServerSide:
         span's name and shared attributes, and the duration metric's attributes. Every
         value here is already bounded."""
         key = (id(base), status, route, error_type)
-        found = self._ends.get(key)
+        found = self.ends.get(key)
         if found is None or found.base is not base:
             attributes = {**base, "http.response.status_code": status}
             labels: list[tuple[str, AttributeValue]] = [
@@ -100,9 +101,9 @@ class ServerSide:
             if error_type is not None:
                 attributes["error.type"] = error_type
                 labels.append(("error.type", error_type))
-            if len(self._ends) >= _MAX_LABEL_KEYS:
-                self._ends.clear()
-            found = self._ends[key] = ServerEnd(base, name, attributes,
+            if len(self.ends) >= _MAX_LABEL_KEYS:
+                self.ends.clear()
+            found = self.ends[key] = ServerEnd(base, name, attributes,
                                                 self.duration.series(tuple(labels)))
         return found
 
@@ -152,12 +153,22 @@ class ServerObservation:
         if error_type is None and status >= 500:
             error_type = str(status)
         server = self._server
-        ended = server.ended(span.base, self._method, status, route, error_type)
+        # What `ServerSide.ended` returns, looked up here first; then `Tracer.end` and
+        # `Series.add`, written out (a frame each, twice a request with the attempt's).
+        base = span.base
+        ended = server.ends.get((id(base), status, route, error_type))
+        if ended is None or ended.base is not base:
+            ended = server.ended(base, self._method, status, route, error_type)
         span.name = ended.name
         span.base = ended.attributes
         span.error = error_type
-        server.tracer.end(span)
-        ended.duration.add(duration, span)
+        span.end_ns = time_ns()
+        if span.sampled:
+            server.tracer.emit(span)
+        pending = ended.duration.pending
+        pending.append((duration, span))
+        if len(pending) >= FOLD_AT:
+            ended.duration.fold()
 
 
 def _listening(scope: Scope) -> tuple[str | None, int | None]:

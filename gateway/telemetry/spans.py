@@ -168,7 +168,9 @@ class Tracer:
 
     def __init__(self, sinks: Sequence[SpanSink], sampler: Sampler = DEFAULT_ON) -> None:
         emits = tuple(sink.emit for sink in sinks)
-        self._emit = emits[0] if len(emits) == 1 else _fan_out(emits)
+        # Hands one ended, sampled span to every sink (`end` does this; the per-request hooks
+        # end their spans themselves: see `ServerObservation.finish`).
+        self.emit = emits[0] if len(emits) == 1 else _fan_out(emits)
         self._sampler = None if sampler is DEFAULT_ON else sampler
 
     def start(self, name: str, kind: int, attributes: Attributes,
@@ -200,7 +202,7 @@ class Tracer:
         """Stamp the end time and export the span if it is sampled."""
         span.end_ns = time_ns()
         if span.sampled:
-            self._emit(span)
+            self.emit(span)
 
     def _start_sampled(self, name: str, kind: int, attributes: Attributes,
                        parent: Span | RemoteParent | None, base: Attributes) -> Span:
