@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol
 
@@ -17,6 +17,7 @@ from gateway.telemetry.spans import (
     NO_ATTRIBUTES,
     Attributes,
     AttributeValue,
+    Ending,
     Span,
     Tracer,
 )
@@ -130,6 +131,7 @@ class Ended:
     attributes: Attributes
     error: str | None
     series: AttemptSeries
+    ending: Ending = field(default_factory=Ending)  # for the span sinks (`Span.ending`)
 
 
 class ClientSide:
@@ -296,6 +298,7 @@ class UpstreamAttempt:
             ended = client.ended(started, response_model, finish_reasons, error_type)
         span.base = ended.attributes
         span.error = ended.error
+        span.ending = ended.ending
         span.end_ns = time.time_ns()
         if span.sampled:
             client.tracer.emit(span)

@@ -145,7 +145,8 @@ class SpanEncoder:
         # Encoded token-count attributes by count (see `Span`).
         self._inputs: dict[int, bytes] = {}
         self._outputs: dict[int, bytes] = {}
-        # What spans ending alike share, encoded, by the id of their `Span.base`.
+        # What spans ending alike share, encoded, by the id of their `Span.base` (for spans
+        # without a `Span.ending`, which keeps it otherwise).
         self._shapes: dict[int, _Shape] = {}
 
     def encode(self, spans: Sequence[Span]) -> bytes:
@@ -173,12 +174,22 @@ class SpanEncoder:
         a span with attributes of its own (token counts among them) is followed by them, then
         by the shape's tail.
         """
-        base = span.base
-        shape = self._shapes.get(id(base))
-        if (shape is None or shape.base is not base or shape.name is not span.name
-                or shape.error is not span.error or shape.kind != span.kind
-                or shape.remote is not span.remote_parent):
-            shape = self._shape(span)
+        ending = span.ending
+        shape: _Shape
+        if ending is not None:  # a shape kept where the span's creator shares it
+            shape = ending.encoded[span.remote_parent]
+            if shape is None:
+                shape = ending.encoded[span.remote_parent] = self._shape(span)
+        else:
+            base = span.base
+            found = self._shapes.get(id(base))
+            if (found is None or found.base is not base or found.name is not span.name
+                    or found.error is not span.error or found.kind != span.kind
+                    or found.remote is not span.remote_parent):
+                if len(self._shapes) >= _CACHED_ATTRIBUTES:
+                    self._shapes.clear()
+                found = self._shapes[id(base)] = self._shape(span)
+            shape = found
         parent = span.parent_id
         own = self._own(span.attributes) if span.attributes else b""
         count = span.input_tokens
@@ -240,8 +251,9 @@ class SpanEncoder:
             own, shape.tail))
 
     def _shape(self, span: Span) -> _Shape:
-        """What `span` shares with the spans that end alike, encoded (and kept by its base:
-        the base is held with it, so its id stays unique)."""
+        """What `span` shares with the spans that end alike, encoded. (`span` keeps it in its
+        `Span.ending`; otherwise it is kept by the span's base, which it holds, so that the
+        base's id stays unique.)"""
         base = span.base
         name = _field(b"\x2a", span.name.encode()) if span.name else b""
         head = name + bytes((0x30, span.kind))
@@ -261,9 +273,6 @@ class SpanEncoder:
                        struct.Struct(f"{ids}2B8s{rest}{len(shared)}s").pack,
                        struct.Struct(f"{ids}{rest}{len(shared) + len(tail)}s").pack,
                        struct.Struct(f"{ids}2B8s{rest}{len(shared) + len(tail)}s").pack)
-        if len(self._shapes) >= _CACHED_ATTRIBUTES:
-            self._shapes.clear()
-        self._shapes[id(base)] = shape
         return shape
 
     @staticmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import time_ns
 from typing import Any
 
@@ -18,6 +18,7 @@ from gateway.telemetry.spans import (
     SERVER,
     Attributes,
     AttributeValue,
+    Ending,
     Tracer,
     remote_parent,
 )
@@ -116,6 +117,7 @@ class ServerEnd:
     name: str
     attributes: Attributes
     duration: Series  # the duration metric's series
+    ending: Ending = field(default_factory=Ending)  # for the span sinks (`Span.ending`)
 
 
 class ServerObservation:
@@ -162,6 +164,7 @@ class ServerObservation:
         span.name = ended.name
         span.base = ended.attributes
         span.error = error_type
+        span.ending = ended.ending
         span.end_ns = time_ns()
         if span.sampled:
             server.tracer.emit(span)

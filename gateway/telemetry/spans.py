@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from random import getrandbits
 from time import time_ns
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 from opentelemetry.context import Context
@@ -97,6 +97,18 @@ class RemoteParent(NamedTuple):
     trace_state: str  # the W3C tracestate header value, "" when none
 
 
+class Ending:
+    """What spans that end alike share, for sinks to keep what they derive from it: spans
+    holding the same `Ending` (`Span.ending`) have the same name, kind, error and `base`."""
+
+    __slots__ = ("encoded",)
+
+    def __init__(self) -> None:
+        # `otlp.SpanEncoder`'s encoding of what they share: with a local parent or none, and
+        # with a remote parent (so indexed by `Span.remote_parent`).
+        self.encoded: list[Any] = [None, None]
+
+
 class Span(msgspec.Struct, gc=False):
     """One operation: ids, timing, attributes and, when it failed, a short error type.
 
@@ -132,6 +144,7 @@ class Span(msgspec.Struct, gc=False):
     error: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    ending: Ending | None = None  # set when the span ends, by a creator that shares them
 
     def all_attributes(self) -> Attributes:
         """The shared attributes, the span's own, then the token counts (a new dictionary)."""

@@ -30,7 +30,15 @@ from gateway.telemetry.otlp import (
     SpanEncoder,
     _plain_http,
 )
-from gateway.telemetry.spans import CLIENT, SERVER, RemoteParent, Span, Tracer, to_readable
+from gateway.telemetry.spans import (
+    CLIENT,
+    SERVER,
+    Ending,
+    RemoteParent,
+    Span,
+    Tracer,
+    to_readable,
+)
 from tests.hardening.process import gateway_process
 from tests.support.server import serve
 from tests.telemetry.conftest import Live, build_app, eventually
@@ -181,7 +189,8 @@ def test_random_spans_are_encoded_as_the_sdk_encodes_them() -> None:
     parent (local or remote) and trace state, errors, shared and own attributes of each
     value type, and sizes on both sides of one- and two-byte lengths; each in a batch of
     its own and all together, twice (the second time from the encoder's caches). Token counts
-    (`Span.input_tokens`, `output_tokens`) are written after the span's own attributes."""
+    (`Span.input_tokens`, `output_tokens`) are written after the span's own attributes; half
+    the spans keep their shared parts in an `Ending` shared by the spans that end alike."""
     rng = random.Random(6)
     resource = Resource.create({"service.name": "enc"})
     scope = InstrumentationScope("gateway")
@@ -191,6 +200,7 @@ def test_random_spans_are_encoded_as_the_sdk_encodes_them() -> None:
     values = [0, 1, 127, 128, 16_383, 16_384, -1, 2**62, True, False, 0.5, "", "x", "é",
               ("stop",), ("stop", "length")]
     spans = []
+    endings: dict[tuple[str, int, str | None, int], Ending] = {}
     for _ in range(300):
         parent = rng.choice([None, None, RemoteParent(rng.randbytes(16), rng.randbytes(8),
                                                       True, rng.choice(["", "k=v"]))])
@@ -209,6 +219,9 @@ def test_random_spans_are_encoded_as_the_sdk_encodes_them() -> None:
         if rng.random() < 0.5:  # token counts, set as the upstream attempt sets them
             span.input_tokens = rng.choice([0, 12, 127, 128, 16_384, 2**40, -1])
             span.output_tokens = rng.choice([None, 0, 7, 300])
+        if rng.random() < 0.5:  # spans that end alike share an Ending, remote parent or not
+            span.ending = endings.setdefault(
+                (span.name, span.kind, span.error, id(span.base)), Ending())
         tracer.end(span)
         spans.append(span)
     encoder = SpanEncoder(resource, scope)
