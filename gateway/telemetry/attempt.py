@@ -15,6 +15,7 @@ from gateway.telemetry.spans import (
     CLIENT,
     CURRENT_SPAN,
     NO_ATTRIBUTES,
+    NO_BASE,
     Attributes,
     AttributeValue,
     Ending,
@@ -145,7 +146,7 @@ class ClientSide:
         self._models = models
         self._bounded = bounded
         self._starts: dict[tuple[str, str, str, str | None], Started] = {}
-        self.ends: dict[tuple[int, str | None, tuple[str, ...], str | None], Ended] = {}
+        self.ends: dict[tuple[int, bool, str | None, tuple[str, ...], str | None], Ended] = {}
 
     def started(self, operation: str, provider: str, server_address: str,
                 model: str | None) -> Started:
@@ -170,15 +171,17 @@ class ClientSide:
             found = self._starts[key] = Started(name, attributes, provider, operation, model)
         return found
 
-    def ended(self, started: Started, response_model: str | None,
+    def ended(self, started: Started, base: Attributes, response_model: str | None,
               finish_reasons: tuple[str, ...], error_type: str | None) -> Ended:
-        """What a call that started as `started` ended with: shared attributes (the start's
-        and the answer's, redacted), the span's error and the metric attributes."""
-        key = (id(started), response_model, finish_reasons, error_type)
+        """What a call that started as `started` ended with: shared attributes (its span's
+        `base` and the answer's, redacted), the span's error and the metric attributes.
+        `base` is the start's attributes, or `spans.NO_BASE` when the sampler gave the span
+        attributes of its own (the start's among them)."""
+        key = (id(started), base is NO_BASE, response_model, finish_reasons, error_type)
         found = self.ends.get(key)
         if found is None or found.started is not started:
             clean = self.clean
-            attributes = dict(started.attributes)
+            attributes = dict(base)
             if response_model is not None:
                 attributes["gen_ai.response.model"] = clean(response_model)
             if finish_reasons:
@@ -293,9 +296,11 @@ class UpstreamAttempt:
         response_model = self._response_model
         finish_reasons = self._finish_reasons
         error_type = self._error_type
-        ended = client.ends.get((id(started), response_model, finish_reasons, error_type))
+        base = span.base
+        ended = client.ends.get((id(started), base is NO_BASE, response_model, finish_reasons,
+                                 error_type))
         if ended is None or ended.started is not started:
-            ended = client.ended(started, response_model, finish_reasons, error_type)
+            ended = client.ended(started, base, response_model, finish_reasons, error_type)
         span.base = ended.attributes
         span.error = ended.error
         span.ending = ended.ending

@@ -50,7 +50,7 @@ class ServerSide:
         # The request headers the global propagator reads (traceparent, tracestate...).
         self.propagation_fields = frozenset(
             name.lower().encode("latin-1") for name in propagate.get_global_textmap().fields)
-        self.ends: dict[tuple[int, int, str | None, str | None], ServerEnd] = {}
+        self.ends: dict[tuple[int, str, int, str | None, str | None], ServerEnd] = {}
         self._bases: dict[tuple[str, str, str, Any], tuple[str, Attributes]] = {}
 
     def base(self, scope: Scope, method: str, host: bytes | None) -> tuple[str, Attributes]:
@@ -88,7 +88,9 @@ class ServerSide:
         """How requests that started with `base` (for `method`, its label) ended: the
         span's name and shared attributes, and the duration metric's attributes. Every
         value here is already bounded."""
-        key = (id(base), status, route, error_type)
+        # The method too: spans whose sampler gave them attributes of their own share one
+        # empty base (`spans.NO_BASE`), whatever their method.
+        key = (id(base), method, status, route, error_type)
         found = self.ends.get(key)
         if found is None or found.base is not base:
             attributes = {**base, "http.response.status_code": status}
@@ -158,7 +160,7 @@ class ServerObservation:
         # What `ServerSide.ended` returns, looked up here first; then `Tracer.end` and
         # `Series.add`, written out (a frame each, twice a request with the attempt's).
         base = span.base
-        ended = server.ends.get((id(base), status, route, error_type))
+        ended = server.ends.get((id(base), self._method, status, route, error_type))
         if ended is None or ended.base is not base:
             ended = server.ended(base, self._method, status, route, error_type)
         span.name = ended.name

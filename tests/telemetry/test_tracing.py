@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import httpx
 import pytest
+from opentelemetry.context import Context
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanKind, StatusCode, TraceState
+from opentelemetry.util.types import Attributes
 
-from gateway.telemetry import Telemetry, TelemetryConfig
-from gateway.telemetry.spans import CLIENT, CURRENT_SPAN, SERVER, Tracer
+from gateway.telemetry import Telemetry, TelemetryConfig, core
+from gateway.telemetry.otlp import SpanEncoder
+from gateway.telemetry.spans import CLIENT, CURRENT_SPAN, SERVER, Span, Tracer
 from tests.support.server import serve
 from tests.telemetry.conftest import SECRET, Live, build_app, eventually
 
@@ -215,3 +224,69 @@ def test_trace_lines_are_the_headers_and_carry_only_a_printable_trace_state(
     assert ("tracestate" in headers) is (state == "vendor=abc,x=1")
     assert lines.count("\r\n") == len(headers) and "injected" not in lines
     telemetry.shutdown()
+
+
+class _Tagging(Sampler):
+    """Samples every span and gives it an attribute of its own."""
+
+    def should_sample(self, parent_context: Context | None, trace_id: int, name: str,
+                      kind: SpanKind | None = None, attributes: Attributes = None,
+                      links: Sequence[Link] | None = None,
+                      trace_state: TraceState | None = None) -> SamplingResult:
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, {"sampling.tag": "kept"})
+
+    def get_description(self) -> str:
+        return "tagging"
+
+
+def test_spans_a_sampler_gives_attributes_keep_each_attribute_once_and_their_own_names(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sampler may give spans attributes of their own, and the start's attributes then move
+    in with them. Requests by two methods and calls to two providers must still end with
+    their own names, shared attributes and metric labels, each attribute once on the wire."""
+    monkeypatch.setattr(core, "_get_from_env_or_default", _Tagging)
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry(TelemetryConfig(enabled=True, span_exporter=InMemorySpanExporter(),
+                                          metric_readers=(reader,)))
+    ended: list[Span] = []
+    tracer = telemetry._client.tracer
+    emit = tracer.emit
+
+    def keep(span: Span) -> None:
+        ended.append(span)
+        emit(span)
+
+    tracer.emit = keep
+    try:
+        for method in ("GET", "POST"):
+            observation = telemetry.observe_request(
+                {"type": "http", "method": method, "headers": [(b"host", b"gw:8080")]})
+            for provider in ("alpha", "beta"):
+                with telemetry.upstream_attempt(provider, "m", "chat", "h") as attempt:
+                    attempt.set_response("m", 3, 4, ["stop"])
+            observation.finish(200, "/v1/things", None, 0.01)
+        encoder = SpanEncoder(Resource.create({}), InstrumentationScope("gateway"))
+        seen = []
+        for span in ended:
+            (wire,) = ExportTraceServiceRequest.FromString(
+                encoder.encode([span])).resource_spans[0].scope_spans[0].spans
+            keys = [item.key for item in wire.attributes]
+            assert len(keys) == len(set(keys)), keys
+            values = {item.key: item.value for item in wire.attributes}
+            assert values["sampling.tag"].string_value == "kept"
+            if wire.kind == wire.SPAN_KIND_CLIENT:
+                seen.append(values["gen_ai.provider.name"].string_value)
+                assert values["gen_ai.usage.input_tokens"].int_value == 3
+            else:
+                seen.append(wire.name)
+                assert values["http.request.method"].string_value == wire.name.split()[0]
+        assert seen == ["alpha", "beta", "GET /v1/things", "alpha", "beta", "POST /v1/things"]
+        data = reader.get_metrics_data()
+        assert data is not None
+        counts = {point.attributes["gen_ai.provider.name"]: point.count
+                  for resource in data.resource_metrics for scope in resource.scope_metrics
+                  for metric in scope.metrics if metric.name == "gen_ai.client.operation.duration"
+                  for point in metric.data.data_points}
+        assert counts == {"alpha": 2, "beta": 2}
+    finally:
+        telemetry.shutdown()
