@@ -80,14 +80,16 @@ class TelemetryMiddleware:
             raise
         finally:
             duration = (ended or time.perf_counter()) - start
-            route = self._route(scope, path, root_path) if self.telemetry.enabled else None
+            route = (self._route(state, scope, path, root_path) if self.telemetry.enabled
+                     else None)
             observation.finish(status, route, error_type, duration)
             log_access(scope.get("method"), path, status, state.get("provider"),
                        state.get("model"), round(duration * 1000, 3), request_id, callers_id,
                        observation.trace_id)
 
-    def _route(self, scope: Scope, path: str, root_path: str) -> str | None:
-        explicit = scope.get("state", {}).get("route_template")
+    def _route(self, state: dict[str, Any], scope: Scope, path: str,
+               root_path: str) -> str | None:
+        explicit = state.get("route_template")  # the request's state (`scope["state"]`)
         if isinstance(explicit, str):
             return explicit
         key = (scope.get("method", "GET"), root_path, path)
