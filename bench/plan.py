@@ -23,7 +23,7 @@ class Plan:
     first_chunk_budget_s: float
     compare_seconds: float  # telemetry on/off and one/two workers: seconds per run
     compare_rounds: int  # ... alternating, best of this many runs each
-    compare_copies: int  # ... each setting served by this many processes (`bench.run.COPIES`)
+    compare_copies: int  # ... each setting served by this many processes (`bench.load.alternate`)
     profile_seconds: float
     soak_seconds: float  # the gateway's memory-flatness run, after its sweep
     open_streams: int

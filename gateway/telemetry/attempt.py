@@ -171,29 +171,28 @@ class ClientSide:
             found = self._starts[key] = Started(name, attributes, provider, operation, model)
         return found
 
-    def ended(self, started: Started, base: Attributes, response_model: str | None,
+    def ended(self, key: tuple[int, bool, str | None, tuple[str, ...], str | None],
+              started: Started, base: Attributes, response_model: str | None,
               finish_reasons: tuple[str, ...], error_type: str | None) -> Ended:
         """What a call that started as `started` ended with: shared attributes (its span's
-        `base` and the answer's, redacted), the span's error and the metric attributes.
-        `base` is the start's attributes, or `spans.NO_BASE` when the sampler gave the span
+        `base` and the answer's, redacted), the span's error and the metric attributes; made
+        and kept in `ends` under `key`, where `UpstreamAttempt.__exit__` looks first. `base`
+        is the start's attributes, or `spans.NO_BASE` when the sampler gave the span
         attributes of its own (the start's among them)."""
-        key = (id(started), base is NO_BASE, response_model, finish_reasons, error_type)
-        found = self.ends.get(key)
-        if found is None or found.started is not started:
-            clean = self.clean
-            attributes = dict(base)
-            if response_model is not None:
-                attributes["gen_ai.response.model"] = clean(response_model)
-            if finish_reasons:
-                attributes["gen_ai.response.finish_reasons"] = tuple(map(clean, finish_reasons))
-            error = None
-            if error_type is not None:
-                error = attributes["error.type"] = clean(error_type)
-            series = self._series(started.provider, started.operation, started.model,
-                                  response_model, error_type)
-            if len(self.ends) >= _MAX_LABEL_KEYS:
-                self.ends.clear()
-            found = self.ends[key] = Ended(started, attributes, error, series)
+        clean = self.clean
+        attributes = dict(base)
+        if response_model is not None:
+            attributes["gen_ai.response.model"] = clean(response_model)
+        if finish_reasons:
+            attributes["gen_ai.response.finish_reasons"] = tuple(map(clean, finish_reasons))
+        error = None
+        if error_type is not None:
+            error = attributes["error.type"] = clean(error_type)
+        series = self._series(started.provider, started.operation, started.model,
+                              response_model, error_type)
+        if len(self.ends) >= _MAX_LABEL_KEYS:
+            self.ends.clear()
+        found = self.ends[key] = Ended(started, attributes, error, series)
         return found
 
     def _series(self, provider: str, operation: str, request_model: str | None,
@@ -290,17 +289,18 @@ class UpstreamAttempt:
             self._error_type = exc_type.__qualname__
         client = self._client
         span = self._span
-        # What `ClientSide.ended` returns, looked up here first; then `Tracer.end`, written
-        # out (as in `ServerObservation.finish`).
+        # How calls like this one ended, looked up here (`ClientSide.ended` makes it on a
+        # miss); then `Tracer.end`, written out (as in `ServerObservation.finish`).
         started = self._started
         response_model = self._response_model
         finish_reasons = self._finish_reasons
         error_type = self._error_type
         base = span.base
-        ended = client.ends.get((id(started), base is NO_BASE, response_model, finish_reasons,
-                                 error_type))
+        key = (id(started), base is NO_BASE, response_model, finish_reasons, error_type)
+        ended = client.ends.get(key)
         if ended is None or ended.started is not started:
-            ended = client.ended(started, base, response_model, finish_reasons, error_type)
+            ended = client.ended(key, started, base, response_model, finish_reasons,
+                                 error_type)
         span.base = ended.attributes
         span.error = ended.error
         span.ending = ended.ending

@@ -83,31 +83,27 @@ class ServerSide:
             return self.clean(address.strip("[]")), int(port)
         return self.clean(text.strip("[]")), None
 
-    def ended(self, base: Attributes, method: str, status: int, route: str | None,
-              error_type: str | None) -> ServerEnd:
+    def ended(self, key: tuple[int, str, int, str | None, str | None], base: Attributes,
+              method: str, status: int, route: str | None, error_type: str | None) -> ServerEnd:
         """How requests that started with `base` (for `method`, its label) ended: the
-        span's name and shared attributes, and the duration metric's attributes. Every
-        value here is already bounded."""
-        # The method too: spans whose sampler gave them attributes of their own share one
-        # empty base (`spans.NO_BASE`), whatever their method.
-        key = (id(base), method, status, route, error_type)
-        found = self.ends.get(key)
-        if found is None or found.base is not base:
-            attributes = {**base, "http.response.status_code": status}
-            labels: list[tuple[str, AttributeValue]] = [
-                ("http.request.method", method), ("http.response.status_code", status)]
-            name = method
-            if route is not None:
-                attributes["http.route"] = route
-                labels.append(("http.route", route))
-                name = f"{method} {route}"
-            if error_type is not None:
-                attributes["error.type"] = error_type
-                labels.append(("error.type", error_type))
-            if len(self.ends) >= _MAX_LABEL_KEYS:
-                self.ends.clear()
-            found = self.ends[key] = ServerEnd(base, name, attributes,
-                                                self.duration.series(tuple(labels)))
+        span's name and shared attributes, and the duration metric's attributes; made and
+        kept in `ends` under `key`, where `ServerObservation.finish` looks first. Every value
+        here is already bounded."""
+        attributes = {**base, "http.response.status_code": status}
+        labels: list[tuple[str, AttributeValue]] = [
+            ("http.request.method", method), ("http.response.status_code", status)]
+        name = method
+        if route is not None:
+            attributes["http.route"] = route
+            labels.append(("http.route", route))
+            name = f"{method} {route}"
+        if error_type is not None:
+            attributes["error.type"] = error_type
+            labels.append(("error.type", error_type))
+        if len(self.ends) >= _MAX_LABEL_KEYS:
+            self.ends.clear()
+        found = self.ends[key] = ServerEnd(base, name, attributes,
+                                            self.duration.series(tuple(labels)))
         return found
 
 
@@ -157,12 +153,15 @@ class ServerObservation:
         if error_type is None and status >= 500:
             error_type = str(status)
         server = self._server
-        # What `ServerSide.ended` returns, looked up here first; then `Tracer.end` and
-        # `Series.add`, written out (a frame each, twice a request with the attempt's).
+        # How requests like this one ended, looked up here (`ServerSide.ended` makes it on
+        # a miss); then `Tracer.end` and `Series.add`, written out (a frame each, twice a
+        # request with the attempt's). The method is in the key as spans whose sampler gave
+        # them attributes of their own share one empty base (`spans.NO_BASE`).
         base = span.base
-        ended = server.ends.get((id(base), self._method, status, route, error_type))
+        key = (id(base), self._method, status, route, error_type)
+        ended = server.ends.get(key)
         if ended is None or ended.base is not base:
-            ended = server.ended(base, self._method, status, route, error_type)
+            ended = server.ended(key, base, self._method, status, route, error_type)
         span.name = ended.name
         span.base = ended.attributes
         span.error = error_type
