@@ -38,14 +38,13 @@ from gateway.telemetry.spans import INPUT_TOKENS, OUTPUT_TOKENS, Attributes, Spa
 
 log = logging.getLogger(__name__)
 
-_U64 = struct.Struct("<Q")
 _DOUBLE = struct.Struct("<d")
 _SMALL = [bytes([n]) for n in range(128)]
 # Span.flags (field 16, fixed32): the parent's remoteness is known, and whether it is remote.
 _FLAGS_LOCAL = b"\x85\x01" + struct.pack("<I", 0x100)
 _FLAGS_REMOTE = b"\x85\x01" + struct.pack("<I", 0x300)
-# Span.start_time_unix_nano (field 7) and end_time_unix_nano (8), both fixed64.
-_TIMES = struct.Struct("<BQBQ")
+# Span.start_time_unix_nano (field 7, its tag written before) and end_time_unix_nano (8).
+_TIMES = struct.Struct("<QBQ")
 _STATUS_UNSET = b"\x7a\x00"  # an empty Status message, as the SDK always sends one
 _CACHED_ATTRIBUTES = 4096
 # Attribute value types whose encoding is kept by (key, value). Not bool nor float: they
@@ -66,6 +65,20 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def _head(size: int) -> bytes:
+    """The tag and length of a `spans` field of `size` bytes, and the trace id's tag (every
+    span's first field); kept by size."""
+    head = _HEADS.get(size)
+    if head is None:
+        if len(_HEADS) >= _CACHED_ATTRIBUTES:
+            _HEADS.clear()
+        head = _HEADS[size] = b"\x12" + _varint(size) + b"\x0a\x10"
+    return head
+
+
+_HEADS: dict[int, bytes] = {}
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:
@@ -169,10 +182,10 @@ class SpanEncoder:
     def span(self, span: Span) -> bytes:
         """One finished span, as the `spans` field of a `ScopeSpans` message.
 
-        Most spans are written by one `struct` call of their shape (see `_Shape`): their
-        ids, parent and times between the parts they share with the spans that end alike;
-        a span with attributes of its own (token counts among them) is followed by them, then
-        by the shape's tail.
+        Most spans are written by one `struct` call of their shape (see `_Shape`): the
+        field's head, their ids, parent and times, between the parts they share with the
+        spans that end alike. A span with attributes of its own (token counts among them) or
+        a trace state has those written after the shared attributes, then the shape's tail.
         """
         ending = span.ending
         shape: _Shape
@@ -181,16 +194,17 @@ class SpanEncoder:
             if shape is None:
                 shape = ending.encoded[span.remote_parent] = self._shape(span)
         else:
-            base = span.base
-            found = self._shapes.get(id(base))
-            if (found is None or found.base is not base or found.name is not span.name
-                    or found.error is not span.error or found.kind != span.kind
-                    or found.remote is not span.remote_parent):
-                if len(self._shapes) >= _CACHED_ATTRIBUTES:
-                    self._shapes.clear()
-                found = self._shapes[id(base)] = self._shape(span)
-            shape = found
+            shape = self._kept_shape(span)
         parent = span.parent_id
+        if (span.input_tokens is None and span.output_tokens is None and not span.attributes
+                and not span.trace_state):
+            if parent is None:
+                return shape.lone_whole(shape.lone_head, span.trace_id, b"\x12\x08",
+                                        span.span_id, shape.head, span.start_ns, 0x41,
+                                        span.end_ns, shape.shared_tail)
+            return shape.child_whole(shape.child_head, span.trace_id, b"\x12\x08",
+                                     span.span_id, b"\x22\x08", parent, shape.head,
+                                     span.start_ns, 0x41, span.end_ns, shape.shared_tail)
         own = self._own(span.attributes) if span.attributes else b""
         count = span.input_tokens
         if count is not None:
@@ -198,31 +212,21 @@ class SpanEncoder:
         count = span.output_tokens
         if count is not None:
             own += self._outputs.get(count) or self._count(self._outputs, OUTPUT_TOKENS, count)
+        if span.trace_state:
+            return self._general(span, shape, own)
         size = shape.size + len(own)
-        if parent is not None:
-            size += 10
-        if span.trace_state or not 0x80 <= size < 0x4000:
-            return self._general(span, shape, size, own)
-        low = (size & 0x7F) | 0x80
-        high = size >> 7
-        if own:
-            if parent is None:
-                return b"".join((shape.lone(0x12, low, high, 0x0A, 0x10, span.trace_id,
-                                            0x12, 0x08, span.span_id, shape.head, 0x39,
-                                            span.start_ns, 0x41, span.end_ns, shape.shared),
-                                 own, shape.tail))
-            return b"".join((shape.child(0x12, low, high, 0x0A, 0x10, span.trace_id, 0x12,
-                                         0x08, span.span_id, 0x22, 0x08, parent, shape.head,
-                                         0x39, span.start_ns, 0x41, span.end_ns,
-                                         shape.shared),
-                             own, shape.tail))
         if parent is None:
-            return shape.lone_whole(0x12, low, high, 0x0A, 0x10, span.trace_id, 0x12, 0x08,
-                                    span.span_id, shape.head, 0x39, span.start_ns, 0x41,
-                                    span.end_ns, shape.shared_tail)
-        return shape.child_whole(0x12, low, high, 0x0A, 0x10, span.trace_id, 0x12, 0x08,
-                                 span.span_id, 0x22, 0x08, parent, shape.head, 0x39,
-                                 span.start_ns, 0x41, span.end_ns, shape.shared_tail)
+            middle = shape.lone(span.trace_id, b"\x12\x08", span.span_id, shape.head,
+                                span.start_ns, 0x41, span.end_ns, shape.shared)
+        else:
+            size += 10
+            middle = shape.child(span.trace_id, b"\x12\x08", span.span_id, b"\x22\x08",
+                                 parent, shape.head, span.start_ns, 0x41, span.end_ns,
+                                 shape.shared)
+        head = _HEADS.get(size)
+        if head is None:
+            head = _head(size)
+        return b"".join((head, middle, own, shape.tail))
 
     def _own(self, attributes: Attributes) -> bytes:
         """A span's own attributes, encoded (each kept by key and value when it may be)."""
@@ -236,19 +240,27 @@ class SpanEncoder:
         return b"".join(pieces)
 
     @staticmethod
-    def _general(span: Span, shape: _Shape, size: int, own: bytes) -> bytes:
-        """`span` field by field: the way for a trace state, and for sizes outside the
-        two-byte varint the shape's packers write."""
-        state = b""
-        if span.trace_state:
-            state = _field(b"\x1a", span.trace_state.encode())
-            size += len(state)
+    def _general(span: Span, shape: _Shape, own: bytes) -> bytes:
+        """`span` field by field: the way for a trace state (which follows the span id)."""
+        state = _field(b"\x1a", span.trace_state.encode())
         parent = span.parent_id
+        size = shape.size + len(state) + len(own) + (0 if parent is None else 10)
         return b"".join((
-            b"\x12", _varint(size), b"\x0a\x10", span.trace_id, b"\x12\x08", span.span_id, state,
-            b"" if parent is None else b"\x22\x08" + parent,
-            shape.head, _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns), shape.shared,
-            own, shape.tail))
+            _head(size), span.trace_id, b"\x12\x08", span.span_id, state,
+            b"" if parent is None else b"\x22\x08" + parent, shape.head,
+            _TIMES.pack(span.start_ns, 0x41, span.end_ns), shape.shared, own, shape.tail))
+
+    def _kept_shape(self, span: Span) -> _Shape:
+        """The shape of a span without a `Span.ending`, kept here by the id of its base."""
+        base = span.base
+        found = self._shapes.get(id(base))
+        if (found is None or found.base is not base or found.name is not span.name
+                or found.error is not span.error or found.kind != span.kind
+                or found.remote is not span.remote_parent):
+            if len(self._shapes) >= _CACHED_ATTRIBUTES:
+                self._shapes.clear()
+            found = self._shapes[id(base)] = self._shape(span)
+        return found
 
     def _shape(self, span: Span) -> _Shape:
         """What `span` shares with the spans that end alike, encoded. (`span` keeps it in its
@@ -256,24 +268,27 @@ class SpanEncoder:
         base's id stays unique.)"""
         base = span.base
         name = _field(b"\x2a", span.name.encode()) if span.name else b""
-        head = name + bytes((0x30, span.kind))
+        # The name and kind fields, and the tag of the start time's (which follows them).
+        head = name + bytes((0x30, span.kind, 0x39))
         shared = b"".join(map(_attribute, base.items()))
         status = (_STATUS_UNSET if span.error is None else
                   _field(b"\x7a", _field(b"\x12", span.error.encode()) + b"\x18\x02"))
         tail = status + (_FLAGS_REMOTE if span.remote_parent else _FLAGS_LOCAL)
         # The ids' fields (18 and 10 bytes) and the times' (18), then the shared parts.
-        size = 18 + 10 + len(head) + 18 + len(shared) + len(tail)
-        # The field's tag, a two-byte length, the ids, [the parent,] the head, the times and
-        # the shared attributes [and the tail].
-        ids = "<5B16s2B8s"
-        rest = f"{len(head)}sBQBQ"
-        shape = _Shape(base, span.name, span.error, span.kind, span.remote_parent, head,
-                       shared, tail, shared + tail, size,
-                       struct.Struct(f"{ids}{rest}{len(shared)}s").pack,
-                       struct.Struct(f"{ids}2B8s{rest}{len(shared)}s").pack,
-                       struct.Struct(f"{ids}{rest}{len(shared) + len(tail)}s").pack,
-                       struct.Struct(f"{ids}2B8s{rest}{len(shared) + len(tail)}s").pack)
-        return shape
+        size = 18 + 10 + len(head) + 17 + len(shared) + len(tail)
+        lone_head = _head(size)
+        child_head = _head(size + 10)
+        # The trace id, the span id's tag and the id, [its parent's tag and the parent,] the
+        # head, the times (the end's tag between them) and the shared attributes [and tail].
+        ids = "16s2s8s"
+        rest = f"{len(head)}sQBQ"
+        whole = len(shared) + len(tail)
+        return _Shape(base, span.name, span.error, span.kind, span.remote_parent, head,
+                      shared, tail, shared + tail, size, lone_head, child_head,
+                      struct.Struct(f"<{ids}{rest}{len(shared)}s").pack,
+                      struct.Struct(f"<{ids}2s8s{rest}{len(shared)}s").pack,
+                      struct.Struct(f"<{len(lone_head)}s{ids}{rest}{whole}s").pack,
+                      struct.Struct(f"<{len(child_head)}s{ids}2s8s{rest}{whole}s").pack)
 
     @staticmethod
     def _count(cache: dict[int, bytes], key: str, count: int) -> bytes:
@@ -303,13 +318,16 @@ class _Shape(msgspec.Struct, gc=False):
     error: str | None
     kind: int
     remote: bool
-    head: bytes  # the name and kind fields
+    head: bytes  # the name and kind fields, and the start time's tag
     shared: bytes  # the shared attributes
     tail: bytes  # the status and flags fields
     shared_tail: bytes  # both
-    size: int  # the span's encoded size without its parent, trace state and own attributes
-    # Writers of a whole `spans` field whose length takes two bytes: without and with a
-    # parent, then the same followed by the tail (for spans without attributes of their own).
+    size: int  # the span's encoded size without its parent and what is its own
+    lone_head: bytes  # the `spans` field's tag and length, and the trace id's tag: no parent
+    child_head: bytes  # the same for a span with a parent
+    # Writers of a span's ids, times and shared attributes, without and with a parent; then
+    # of a whole `spans` field, head to tail, without and with (for spans with nothing of
+    # their own).
     lone: Callable[..., bytes]
     child: Callable[..., bytes]
     lone_whole: Callable[..., bytes]

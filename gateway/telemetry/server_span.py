@@ -47,9 +47,10 @@ class ServerSide:
         self.tracer = tracer
         self.duration = duration
         self.clean = clean
-        # The request headers the global propagator reads (traceparent, tracestate...).
-        self.propagation_fields = frozenset(
-            name.lower().encode("latin-1") for name in propagate.get_global_textmap().fields)
+        # The request headers an observation reads: Host, and those the global propagator
+        # reads (traceparent, tracestate...).
+        self.read_fields = frozenset({b"host", *(
+            name.lower().encode("latin-1") for name in propagate.get_global_textmap().fields)})
         self.ends: dict[tuple[int, str, int, str | None, str | None], ServerEnd] = {}
         self._bases: dict[tuple[str, str, str, Any], tuple[str, Attributes]] = {}
 
@@ -127,14 +128,15 @@ class ServerObservation:
         self._server = server
         host: bytes | None = None
         carrier: dict[str, str] | None = None
-        fields = server.propagation_fields
+        fields = server.read_fields
         for name, value in scope.get("headers", ()):
-            if name == b"host":
-                if host is None:
-                    host = value
-            elif name in fields:
-                carrier = carrier or {}
-                carrier[name.decode("latin-1")] = value.decode("latin-1")
+            if name in fields:  # one test for most headers
+                if name == b"host":
+                    if host is None:
+                        host = value
+                else:
+                    carrier = carrier or {}
+                    carrier[name.decode("latin-1")] = value.decode("latin-1")
         parent = remote_parent(propagate.extract(carrier)) if carrier else None
         self._method, base = server.base(scope, scope.get("method", "GET"), host)
         self._span = span = server.tracer.start(self._method, SERVER, NO_ATTRIBUTES, parent,
