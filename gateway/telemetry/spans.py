@@ -8,7 +8,8 @@ the OTLP wire format, and `ExporterSink` hands any SDK `SpanExporter` the same
 `ReadableSpan` the SDK would have built.
 
 Sampling follows the SDK's default, `parentbased_always_on`; another `OTEL_TRACES_SAMPLER`
-is honoured by asking that SDK sampler.
+is honoured: the SDK's own samplers (always on or off, trace-id ratio, parent-based over
+those) are decided here exactly as they decide, any other by asking it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter
-from opentelemetry.sdk.trace.sampling import DEFAULT_ON, Decision, Sampler
+from opentelemetry.sdk.trace.sampling import (
+    DEFAULT_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    StaticSampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
     NonRecordingSpan,
@@ -185,6 +193,7 @@ class Tracer:
         # end their spans themselves: see `ServerObservation.finish`).
         self.emit = emits[0] if len(emits) == 1 else _fan_out(emits)
         self._sampler = None if sampler is DEFAULT_ON else sampler
+        self._decide = None if self._sampler is None else _decider(sampler)
 
     def start(self, name: str, kind: int, attributes: Attributes,
               parent: Span | RemoteParent | None, base: Attributes = NO_BASE) -> Span:
@@ -221,6 +230,9 @@ class Tracer:
                        parent: Span | RemoteParent | None, base: Attributes) -> Span:
         assert self._sampler is not None
         span = _UNSAMPLED.start(name, kind, attributes, parent, base)
+        if self._decide is not None:  # one of the SDK's samplers, decided here (`_decider`)
+            span.sampled = self._decide(parent, span.trace_id)
+            return span
         context = None
         if parent is not None:
             context = set_span_in_context(NonRecordingSpan(_span_context(
@@ -234,6 +246,51 @@ class Tracer:
             span.base = NO_BASE
         span.trace_state = result.trace_state.to_header() if result.trace_state else ""
         return span
+
+
+Decide = Callable[["Span | RemoteParent | None", bytes], bool]
+"""Whether a span starting under this parent, in the trace with this id, is sampled."""
+
+
+def _decider(sampler: Sampler) -> Decide | None:
+    """`sampler`'s decision, made without it, when it is one of the SDK's own samplers (or a
+    subclass that decides as they do); None for any other, which is asked for each span.
+
+    The SDK's samplers give a sampled span the attributes it started with and the parent's
+    trace state, which is what the span already has; asking them costs more than the rest of
+    a span's start (a context, a span context and a result object for every span) and copies
+    the span's shared attributes into its own. Their settings are read once, here.
+    """
+    decides = type(sampler).should_sample
+    if decides is StaticSampler.should_sample:
+        sampled = sampler._decision is Decision.RECORD_AND_SAMPLE  # type: ignore[attr-defined]
+        return (lambda parent, trace_id: True) if sampled else (lambda parent, trace_id: False)
+    if decides is TraceIdRatioBased.should_sample:
+        assert isinstance(sampler, TraceIdRatioBased)
+        bound = sampler.bound  # the low 64 bits of the trace id are below it: sampled
+        if sampler.TRACE_ID_LIMIT != (1 << 64) - 1:
+            return None
+        return lambda parent, trace_id: int.from_bytes(trace_id[8:], "big") < bound
+    if decides is ParentBased.should_sample:
+        assert isinstance(sampler, ParentBased)
+        found = [_decider(each) for each in (
+            sampler._root, sampler._remote_parent_sampled, sampler._remote_parent_not_sampled,
+            sampler._local_parent_sampled, sampler._local_parent_not_sampled)]
+        delegates = [each for each in found if each is not None]
+        if len(delegates) < len(found):  # a delegate that must be asked
+            return None
+        root, remote_sampled, remote_unsampled, local_sampled, local_unsampled = delegates
+
+        def parent_based(parent: Span | RemoteParent | None, trace_id: bytes) -> bool:
+            if parent is None:
+                return root(parent, trace_id)
+            if type(parent) is RemoteParent:
+                chosen = remote_sampled if parent.sampled else remote_unsampled
+            else:
+                chosen = local_sampled if parent.sampled else local_unsampled
+            return chosen(parent, trace_id)
+        return parent_based
+    return None
 
 
 def _fan_out(emits: tuple[Callable[[Span], None], ...]) -> Callable[[Span], None]:

@@ -12,14 +12,33 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    DEFAULT_OFF,
+    Decision,
+    ParentBased,
+    ParentBasedTraceIdRatio,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanKind, StatusCode, TraceState
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+    set_span_in_context,
+)
 from opentelemetry.util.types import Attributes
 
 from gateway.telemetry import Telemetry, TelemetryConfig, core
 from gateway.telemetry.otlp import SpanEncoder
-from gateway.telemetry.spans import CLIENT, CURRENT_SPAN, SERVER, Span, Tracer
+from gateway.telemetry.spans import CLIENT, CURRENT_SPAN, SERVER, RemoteParent, Span, Tracer
 from tests.support.server import serve
 from tests.telemetry.conftest import SECRET, Live, build_app, eventually
 
@@ -153,8 +172,15 @@ def test_the_callers_tracestate_travels_upstream(live: Live) -> None:
     assert server.parent is not None and server.parent.is_remote
 
 
-def test_the_sampler_set_in_the_environment_decides(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+@pytest.mark.parametrize(("sampler", "argument", "sampled"), [
+    ("always_off", None, False), ("traceidratio", "0", False), ("traceidratio", "1", True),
+    ("parentbased_traceidratio", "0", False), ("always_on", None, True)])
+def test_the_sampler_set_in_the_environment_decides(
+        monkeypatch: pytest.MonkeyPatch, sampler: str, argument: str | None,
+        sampled: bool) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+    if argument is not None:
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", argument)
     spans = InMemorySpanExporter()
     telemetry = Telemetry(TelemetryConfig(enabled=True, span_exporter=spans))
     try:
@@ -162,8 +188,58 @@ def test_the_sampler_set_in_the_environment_decides(monkeypatch: pytest.MonkeyPa
             body = get(s.url, "/v1/openai/models").json()
     finally:
         telemetry.shutdown()
-    assert body["upstream_headers"]["traceparent"].endswith("-00")
-    assert spans.get_finished_spans() == ()
+    assert body["upstream_headers"]["traceparent"].endswith("-01" if sampled else "-00")
+    assert len(spans.get_finished_spans()) == (2 if sampled else 0)
+
+
+_SDK_SAMPLERS = {
+    "always_on": ALWAYS_ON, "always_off": ALWAYS_OFF, "ratio": TraceIdRatioBased(0.3),
+    "parent_ratio": ParentBasedTraceIdRatio(0.3), "parent_off": DEFAULT_OFF,
+    "parent_on_new": ParentBased(ALWAYS_ON),
+    "mixed": ParentBased(ALWAYS_OFF, remote_parent_sampled=TraceIdRatioBased(0.5),
+                         remote_parent_not_sampled=ALWAYS_ON,
+                         local_parent_not_sampled=TraceIdRatioBased(0.7)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SDK_SAMPLERS))
+def test_the_sdks_samplers_decide_as_when_asked(name: str) -> None:
+    """The SDK's samplers are decided without asking them: every span must get the decision,
+    trace state and attributes the sampler itself gives, for every kind of parent (random
+    trace ids, so ratios are exercised on both sides of their bound)."""
+    sampler = _SDK_SAMPLERS[name]
+    tracer = Tracer([], sampler=sampler)
+    base = {"gen_ai.operation.name": "chat", "server.port": 443}
+    unsampled = Tracer([], sampler=ALWAYS_OFF).start("local", SERVER, {}, None)
+    parents: list[Span | RemoteParent | None] = [
+        None, Tracer([]).start("local", SERVER, {}, None), unsampled,
+        RemoteParent(bytes.fromhex(TRACE_ID), bytes.fromhex(PARENT_ID), True, "vendor=abc"),
+        RemoteParent(bytes.fromhex(TRACE_ID), bytes.fromhex(PARENT_ID), False, "x=1,y=2")]
+    decisions = set()
+    for parent in parents:
+        for _ in range(400):
+            span = tracer.start("chat m", CLIENT, {"own": 1}, parent, base)
+            context = None
+            if parent is not None:
+                context = set_span_in_context(NonRecordingSpan(SpanContext(
+                    int.from_bytes(parent.trace_id, "big"),
+                    int.from_bytes(parent.span_id, "big"),
+                    is_remote=isinstance(parent, RemoteParent),
+                    trace_flags=TraceFlags(TraceFlags.SAMPLED if parent.sampled else 0),
+                    trace_state=(TraceState.from_header([parent.trace_state])
+                                 if parent.trace_state else None))))
+            asked = sampler.should_sample(context, int.from_bytes(span.trace_id, "big"),
+                                          "chat m", SpanKind.CLIENT, span.all_attributes())
+            assert span.sampled is (asked.decision is Decision.RECORD_AND_SAMPLE)
+            assert span.trace_state == (asked.trace_state.to_header() if asked.trace_state
+                                        else "")
+            if span.sampled:
+                assert span.all_attributes() == dict(asked.attributes or {})
+            assert span.base is base  # shared, as the encoder's caches need
+            decisions.add((parent is None or type(parent).__name__, span.sampled))
+    if name in ("ratio", "parent_ratio", "mixed"):  # both sides of a ratio's bound were met
+        assert any((kind, True) in decisions and (kind, False) in decisions
+                   for kind, _ in decisions)
 
 
 def test_span_ids_are_new_in_a_forked_worker() -> None:
