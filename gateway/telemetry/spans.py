@@ -259,11 +259,15 @@ def _decider(sampler: Sampler) -> Decide | None:
     The SDK's samplers give a sampled span the attributes it started with and the parent's
     trace state, which is what the span already has; asking them costs more than the rest of
     a span's start (a context, a span context and a result object for every span) and copies
-    the span's shared attributes into its own. Their settings are read once, here.
+    the span's shared attributes into its own. Their settings are read once, here (from
+    their private attributes: a release of the SDK without them is asked, as any sampler).
     """
     decides = type(sampler).should_sample
     if decides is StaticSampler.should_sample:
-        sampled = sampler._decision is Decision.RECORD_AND_SAMPLE  # type: ignore[attr-defined]
+        decision = getattr(sampler, "_decision", None)
+        if decision is None:
+            return None
+        sampled = decision is Decision.RECORD_AND_SAMPLE
         return (lambda parent, trace_id: True) if sampled else (lambda parent, trace_id: False)
     if decides is TraceIdRatioBased.should_sample:
         assert isinstance(sampler, TraceIdRatioBased)
@@ -272,10 +276,8 @@ def _decider(sampler: Sampler) -> Decide | None:
             return None
         return lambda parent, trace_id: int.from_bytes(trace_id[8:], "big") < bound
     if decides is ParentBased.should_sample:
-        assert isinstance(sampler, ParentBased)
-        found = [_decider(each) for each in (
-            sampler._root, sampler._remote_parent_sampled, sampler._remote_parent_not_sampled,
-            sampler._local_parent_sampled, sampler._local_parent_not_sampled)]
+        found = [_decider(each) if isinstance(each, Sampler) else None
+                 for each in (getattr(sampler, name, None) for name in _DELEGATES)]
         delegates = [each for each in found if each is not None]
         if len(delegates) < len(found):  # a delegate that must be asked
             return None
@@ -291,6 +293,11 @@ def _decider(sampler: Sampler) -> Decide | None:
             return chosen(parent, trace_id)
         return parent_based
     return None
+
+
+_DELEGATES = ("_root", "_remote_parent_sampled", "_remote_parent_not_sampled",
+              "_local_parent_sampled", "_local_parent_not_sampled")
+"""A `ParentBased` sampler's delegates: with no parent, then by the parent's kind and flag."""
 
 
 def _fan_out(emits: tuple[Callable[[Span], None], ...]) -> Callable[[Span], None]:

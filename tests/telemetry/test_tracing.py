@@ -302,6 +302,31 @@ def test_trace_lines_are_the_headers_and_carry_only_a_printable_trace_state(
     telemetry.shutdown()
 
 
+class _Counting(TraceIdRatioBased):
+    """A ratio sampler of its own: it must be asked for every span, as must a parent-based
+    sampler delegating to it."""
+
+    def __init__(self) -> None:
+        super().__init__(1.0)
+        self.asked = 0
+
+    def should_sample(self, parent_context: Context | None, trace_id: int, name: str,
+                      kind: SpanKind | None = None, attributes: Attributes = None,
+                      links: Sequence[Link] | None = None,
+                      trace_state: TraceState | None = None) -> SamplingResult:
+        self.asked += 1
+        return SamplingResult(Decision.DROP if self.asked % 2 else Decision.RECORD_AND_SAMPLE)
+
+
+def test_samplers_of_ones_own_are_asked_for_every_span() -> None:
+    for parent_based in (False, True):
+        counting = _Counting()
+        tracer = Tracer([], sampler=ParentBased(counting) if parent_based else counting)
+        spans = [tracer.start("s", SERVER, {}, None) for _ in range(6)]
+        assert counting.asked == 6
+        assert [span.sampled for span in spans] == [False, True] * 3
+
+
 class _Tagging(Sampler):
     """Samples every span and gives it an attribute of its own."""
 
