@@ -19,7 +19,6 @@ from gateway.telemetry.spans import (
     Attributes,
     AttributeValue,
     Ending,
-    Span,
     Tracer,
 )
 
@@ -94,23 +93,13 @@ class AttemptSeries:
     input_tokens: Series
     output_tokens: Series
 
-    def record(self, span: Span, duration: float, first_token: float | None,
-               input_tokens: int | None, output_tokens: int | None) -> None:
-        """Count one attempt's values (see `Series.add`): queued on each series, and every
-        `FOLD_AT` attempts folded in together. Every attempt queues a duration, so no queue
-        here grows longer than the durations' between folds."""
-        durations = self.duration.pending
-        durations.append((duration, span))
-        if first_token is not None:
-            self.first_token.pending.append((first_token, span))
-        if input_tokens is not None:
-            self.input_tokens.pending.append((input_tokens, span))
-        if output_tokens is not None:
-            self.output_tokens.pending.append((output_tokens, span))
-        if len(durations) >= FOLD_AT:
-            for series in (self.duration, self.first_token, self.input_tokens,
-                           self.output_tokens):
-                series.fold()
+    def fold(self) -> None:
+        """Fold every series' queue (`UpstreamAttempt.__exit__` queues an attempt's values
+        on them directly, each with its span, and calls this every `FOLD_AT` attempts:
+        every attempt queues a duration, so no queue here grows longer than that one)."""
+        for series in (self.duration, self.first_token, self.input_tokens,
+                       self.output_tokens):
+            series.fold()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,30 +134,28 @@ class ClientSide:
         self.clean = clean
         self._models = models
         self._bounded = bounded
-        self._starts: dict[tuple[str, str, str, str | None], Started] = {}
+        self.starts: dict[tuple[str, str, str, str | None], Started] = {}
         self.ends: dict[tuple[int, bool, str | None, tuple[str, ...], str | None], Ended] = {}
 
-    def started(self, operation: str, provider: str, server_address: str,
-                model: str | None) -> Started:
+    def started(self, key: tuple[str, str, str, str | None], operation: str, provider: str,
+                server_address: str, model: str | None) -> Started:
         """The span name and the attributes known when a call starts (redacted), shared by
-        the calls that start alike (see `Span.base`)."""
-        key = (operation, provider, server_address, model)
-        found = self._starts.get(key)
-        if found is None:
-            clean = self.clean
-            name = clean(operation)
-            attributes: Attributes = {
-                "gen_ai.operation.name": name,
-                "gen_ai.provider.name": clean(provider),
-                "server.address": clean(server_address),
-            }
-            if model is not None:
-                request_model = attributes["gen_ai.request.model"] = clean(model)
-                if model:
-                    name = f"{name} {request_model}"
-            if len(self._starts) >= _MAX_LABEL_KEYS:
-                self._starts.clear()
-            found = self._starts[key] = Started(name, attributes, provider, operation, model)
+        the calls that start alike (see `Span.base`); made and kept in `starts` under `key`,
+        where `UpstreamAttempt` looks first."""
+        clean = self.clean
+        name = clean(operation)
+        attributes: Attributes = {
+            "gen_ai.operation.name": name,
+            "gen_ai.provider.name": clean(provider),
+            "server.address": clean(server_address),
+        }
+        if model is not None:
+            request_model = attributes["gen_ai.request.model"] = clean(model)
+            if model:
+                name = f"{name} {request_model}"
+        if len(self.starts) >= _MAX_LABEL_KEYS:
+            self.starts.clear()
+        found = self.starts[key] = Started(name, attributes, provider, operation, model)
         return found
 
     def ended(self, key: tuple[int, bool, str | None, tuple[str, ...], str | None],
@@ -243,7 +230,13 @@ class UpstreamAttempt:
         self._error_type: str | None = None
         self._first_token_s: float | None = None
         self._start = time.perf_counter()
-        self._started = started = client.started(operation, provider, server_address, model)
+        # How calls like this one start, looked up here (`ClientSide.started` makes it on a
+        # miss), as how they end is in `__exit__`: a frame less a request.
+        key = (operation, provider, server_address, model)
+        started = client.starts.get(key)
+        if started is None:
+            started = client.started(key, operation, provider, server_address, model)
+        self._started = started
         self._span = span = client.tracer.start(started.name, CLIENT, NO_ATTRIBUTES,
                                                 CURRENT_SPAN.get(), started.attributes)
         # The trace context as head lines: the ids are hex, and a trace state comes from the
@@ -307,5 +300,18 @@ class UpstreamAttempt:
         span.end_ns = time.time_ns()
         if span.sampled:
             client.tracer.emit(span)
-        ended.series.record(span, duration, self._first_token_s, span.input_tokens,
-                            span.output_tokens)
+        # The values queued on their series (see `Series.add`), written out too.
+        series = ended.series
+        durations = series.duration.pending
+        durations.append((duration, span))
+        first_token = self._first_token_s
+        if first_token is not None:
+            series.first_token.pending.append((first_token, span))
+        count = span.input_tokens
+        if count is not None:
+            series.input_tokens.pending.append((count, span))
+        count = span.output_tokens
+        if count is not None:
+            series.output_tokens.pending.append((count, span))
+        if len(durations) >= FOLD_AT:
+            series.fold()

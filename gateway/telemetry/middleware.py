@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from random import getrandbits
 from typing import Any
 
 from starlette.routing import Match, Mount, Route
@@ -12,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.telemetry.core import TelemetryHooks
 from gateway.telemetry.logs import log_access
+from gateway.telemetry.spans import REQUEST_IDS, refill_ids
 
 REQUEST_ID_HEADER = b"x-request-id"
 _MAX_TEMPLATES = 1024
@@ -30,9 +30,11 @@ def _request_id(value: bytes | None) -> tuple[str, bool]:
         text = value.decode("latin-1")
         if _VALID_REQUEST_ID.fullmatch(text):
             return text, True
-    # 128 random bits: unique, not secret. `random` is reseeded in forked children, and
-    # is far cheaper per request than a system call for entropy.
-    return getrandbits(128).to_bytes(16).hex(), False
+    # 128 random bits: unique, not secret (see `spans.REQUEST_IDS`).
+    try:
+        return REQUEST_IDS.pop().hex(), False
+    except IndexError:
+        return refill_ids(REQUEST_IDS, 16).hex(), False
 
 
 class TelemetryMiddleware:

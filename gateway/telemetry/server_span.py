@@ -52,28 +52,27 @@ class ServerSide:
         self.read_fields = frozenset({b"host", *(
             name.lower().encode("latin-1") for name in propagate.get_global_textmap().fields)})
         self.ends: dict[tuple[int, str, int, str | None, str | None], ServerEnd] = {}
-        self._bases: dict[tuple[str, str, str, Any], tuple[str, Attributes]] = {}
+        self.bases: dict[tuple[str, str, str, Any], tuple[str, Attributes]] = {}
 
-    def base(self, scope: Scope, method: str, host: bytes | None) -> tuple[str, Attributes]:
+    def based(self, key: tuple[str, str, str, Any], scope: Scope, method: str,
+              host: bytes | None) -> tuple[str, Attributes]:
         """The method's label and the attributes known when a request starts, shared by the
-        requests that start alike (see `Span.base`)."""
-        key = (method, scope.get("scheme", "http"), scope.get("http_version", "1.1"),
-               host if host is not None else scope.get("server"))
-        found = self._bases.get(key)
-        if found is None:
-            label = http_method(method)
-            attributes: Attributes = {"http.request.method": label, "url.scheme": key[1],
-                                      "network.protocol.version": key[2]}
-            if label != method:
-                attributes["http.request.method_original"] = self.clean(method)
-            address, port = self._address(host) if host is not None else _listening(scope)
-            if address:
-                attributes["server.address"] = address
-            if port is not None:
-                attributes["server.port"] = port
-            if len(self._bases) >= _MAX_LABEL_KEYS:
-                self._bases.clear()
-            found = self._bases[key] = (label, attributes)
+        requests that start alike (see `Span.base`); made and kept in `bases` under `key`
+        (the method, scheme, HTTP version and Host, or else the listening address), where
+        `ServerObservation` looks first."""
+        label = http_method(method)
+        attributes: Attributes = {"http.request.method": label, "url.scheme": key[1],
+                                  "network.protocol.version": key[2]}
+        if label != method:
+            attributes["http.request.method_original"] = self.clean(method)
+        address, port = self._address(host) if host is not None else _listening(scope)
+        if address:
+            attributes["server.address"] = address
+        if port is not None:
+            attributes["server.port"] = port
+        if len(self.bases) >= _MAX_LABEL_KEYS:
+            self.bases.clear()
+        found = self.bases[key] = (label, attributes)
         return found
 
     def _address(self, host: bytes) -> tuple[str, int | None]:
@@ -138,7 +137,12 @@ class ServerObservation:
                     carrier = carrier or {}
                     carrier[name.decode("latin-1")] = value.decode("latin-1")
         parent = remote_parent(propagate.extract(carrier)) if carrier else None
-        self._method, base = server.base(scope, scope.get("method", "GET"), host)
+        # How requests like this one start, looked up here (`ServerSide.based` makes it on
+        # a miss): a frame less a request.
+        method = scope.get("method", "GET")
+        key = (method, scope.get("scheme", "http"), scope.get("http_version", "1.1"),
+               host if host is not None else scope.get("server"))
+        self._method, base = server.bases.get(key) or server.based(key, scope, method, host)
         self._span = span = server.tracer.start(self._method, SERVER, NO_ATTRIBUTES, parent,
                                                 base)
         self.trace_id: str | None = span.trace_hex

@@ -18,7 +18,6 @@ import os
 import struct
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from random import getrandbits
 from time import time_ns
 from typing import Any, NamedTuple, Protocol
 
@@ -56,31 +55,36 @@ _KINDS = {SERVER: SpanKind.SERVER, CLIENT: SpanKind.CLIENT}
 AttributeValue = str | bool | int | float | tuple[str, ...]
 Attributes = dict[str, AttributeValue]
 
-# Random ids, made a few hundred at a time (one `getrandbits` call each time, rather than
-# one per id and a conversion to bytes): popped as spans start.
+# Random ids, made a few hundred at a time by one `os.urandom` call: popped as spans start,
+# and as requests without an id of their own get one (`REQUEST_IDS`, see `middleware`). A
+# system call per id would cost more than the rest of the span; made by `random` (a Mersenne
+# Twister, then its integer converted to bytes) they cost about 3,000 instructions a request
+# more with telemetry on (`make instructions`).
 _IDS_PER_REFILL = 512
 _SPAN_IDS: list[bytes] = []
 _TRACE_IDS: list[bytes] = []
+REQUEST_IDS: list[bytes] = []
 
 
-def _refill(ids: list[bytes], size: int) -> bytes:
+def refill_ids(ids: list[bytes], size: int) -> bytes:
     """Fill `ids` with new random ids of `size` bytes (never all zeros, which are invalid)
     and take one."""
     total = size * _IDS_PER_REFILL
-    ids += _SPLIT[size](getrandbits(8 * total).to_bytes(total, "big"))
+    ids += _SPLIT[size](os.urandom(total))
     zero = bytes(size)
     if zero in ids:
         ids[:] = [each for each in ids if each != zero]
-    return ids.pop() if ids else _refill(ids, size)
+    return ids.pop() if ids else refill_ids(ids, size)
 
 
 _SPLIT = {size: struct.Struct(f"{size}s" * _IDS_PER_REFILL).unpack for size in (8, 16)}
 
 
 def _forget_ids() -> None:
-    """In a forked child: the ids the parent made are the parent's (`random` is reseeded)."""
+    """In a forked child: the ids the parent made are the parent's."""
     _SPAN_IDS.clear()
     _TRACE_IDS.clear()
+    REQUEST_IDS.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -204,12 +208,12 @@ class Tracer:
         try:
             span_id = _SPAN_IDS.pop()
         except IndexError:
-            span_id = _refill(_SPAN_IDS, 8)
+            span_id = refill_ids(_SPAN_IDS, 8)
         if parent is None:
             try:
                 trace_id = _TRACE_IDS.pop()
             except IndexError:
-                trace_id = _refill(_TRACE_IDS, 16)
+                trace_id = refill_ids(_TRACE_IDS, 16)
             return Span(name, kind, attributes, base, trace_id, trace_id.hex(), span_id, None,
                         False, True, "", time_ns())
         if type(parent) is Span:

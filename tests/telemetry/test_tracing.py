@@ -37,6 +37,7 @@ from opentelemetry.trace import (
 from opentelemetry.util.types import Attributes
 
 from gateway.telemetry import Telemetry, TelemetryConfig, core
+from gateway.telemetry.middleware import accept_request_id
 from gateway.telemetry.otlp import SpanEncoder
 from gateway.telemetry.spans import CLIENT, CURRENT_SPAN, SERVER, RemoteParent, Span, Tracer
 from tests.support.server import serve
@@ -242,27 +243,32 @@ def test_the_sdks_samplers_decide_as_when_asked(name: str) -> None:
                    for kind, _ in decisions)
 
 
-def test_span_ids_are_new_in_a_forked_worker() -> None:
+def test_span_and_request_ids_are_new_in_a_forked_worker() -> None:
     """Ids are made hundreds at a time: a worker forked after some were made must not start
-    its spans with the ids its parent is about to use."""
+    its spans, nor name its requests, with the ids its parent is about to use."""
     tracer = Tracer([])
     first = tracer.start("before", SERVER, {}, None)  # the parent now holds unused ids
+    first_request = accept_request_id(None)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: its next ids, then out at once
         try:
             span = tracer.start("child", SERVER, {}, None)
-            os.write(write, span.trace_id + span.span_id)
+            os.write(write, span.trace_id + span.span_id
+                     + bytes.fromhex(accept_request_id(None)))
         finally:
             os._exit(0)
     os.close(write)
-    child_ids = os.read(read, 24)
+    child_ids = os.read(read, 40)
     os.close(read)
     os.waitpid(pid, 0)
     span = tracer.start("parent", SERVER, {}, None)
-    assert len(child_ids) == 24
-    assert child_ids != span.trace_id + span.span_id
+    request = accept_request_id(None)
+    assert len(child_ids) == 40
+    assert child_ids[:24] != span.trace_id + span.span_id
     assert child_ids[:16] != first.trace_id
+    assert child_ids[24:].hex() not in (request, first_request)
+    assert request != first_request
 
 
 def test_span_ids_are_random_and_never_zero() -> None:
