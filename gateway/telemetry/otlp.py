@@ -184,8 +184,9 @@ class SpanEncoder:
 
         Most spans are written by one `struct` call of their shape (see `_Shape`): the
         field's head, their ids, parent and times, between the parts they share with the
-        spans that end alike. A span with attributes of its own (token counts among them) or
-        a trace state has those written after the shared attributes, then the shape's tail.
+        spans that end alike. A span with attributes of its own (token counts among them) has
+        them written after the shared attributes, then the shape's tail; a span with a trace
+        state is written field by field (`_general`).
         """
         ending = span.ending
         shape: _Shape
