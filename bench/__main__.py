@@ -50,7 +50,7 @@ def machine() -> dict[str, Any]:
     return {"cores": os.cpu_count(), "cpu": model, "memory_gb": round(mem_gb, 1),
             "kernel": platform.release(), "load_average_at_start": os.getloadavg(),
             "busy_before_start": busy_share(), "interpreters": interpreter.survey(),
-            "wakeup": _wakeup()}
+            "wakeup": _wakeup(), "idle": wakeup.idling()}
 
 
 def _wakeup() -> dict[str, Any]:

@@ -350,17 +350,35 @@ def _best_of_text(rounds: int, what: str) -> str:
             "every target gets the same rounds, and all are in results.json)")
 
 
-def _wakeup_lines(wake: dict[str, Any]) -> list[str]:
-    """What waking the other core costs here, which the latency at 1 concurrent includes."""
+def _wakeup_lines(wake: dict[str, Any], idle: dict[str, Any]) -> list[str]:
+    """What waking the other core costs here, which the latency at 1 concurrent includes, and
+    how idle cores wait for work."""
+    idling = _idle_text(idle)
     if "cross_core_us" not in wake:
-        return []
+        return [f"- Idle cores: {idling}"] if idling else []
     extra = 2 * (wake["cross_core_us"] - wake["same_core_us"])
     return [f"- Waking the other core: a byte bounced between two processes over a socket pair "
             f"takes {_num(wake['cross_core_us'], 1)} µs there and back across the two cores, "
             f"{_num(wake['same_core_us'], 1)} µs on one (`bench/wakeup.py`). A request through "
             "a target at 1 concurrent crosses cores four times (wrk, target, mock, target, wrk) "
             f"and the direct run none, so about {_num(extra / 1000, 3)} ms of every target's "
-            "added latency at 1 concurrent is this machine's, whatever the target does."]
+            "added latency at 1 concurrent is this machine's, whatever the target does."
+            + (f" Idle cores: {idling}" if idling else "")]
+
+
+def _idle_text(idle: dict[str, Any]) -> str:
+    """How idle cores wait (`bench.wakeup.idling`), as a sentence; "" when unknown."""
+    named = ", ".join(f"{what} {idle[what]}" for what in ("driver", "governor") if what in idle)
+    source = f"cpuidle {named}" if named else "cpuidle"
+    poll = idle.get("halt_poll_ns")
+    if poll == 0:
+        return (f"they halt as soon as they have nothing to run ({source}, "
+                "`guest_halt_poll_ns` 0; the kernel's default polls for up to 200 µs first), "
+                "so every wake-up of an idle core waits for the hypervisor to run it again.")
+    if poll is not None:
+        return (f"they poll for work for up to {_num(poll / 1000)} µs before they halt "
+                f"({source}, `guest_halt_poll_ns`).")
+    return f"{source}." if named else ""
 
 
 def _setup_lines(r: Results) -> list[str]:
@@ -375,7 +393,7 @@ def _setup_lines(r: Results) -> list[str]:
         f"{_num(m.get('load_average_at_end', [None])[0], 2)} at end. Other work on the "
         "machine lowers every figure here; compare rows within one run.",
         *_interpreter_lines(m.get("interpreters") or []),
-        *_wakeup_lines(m.get("wakeup") or {}),
+        *_wakeup_lines(m.get("wakeup") or {}, m.get("idle") or {}),
         "- Placement (taskset): the target on core 0, one worker; the nginx mock, wrk and the "
         "stream client on core 1.",
         f"- Mock upstream: nginx (one worker) answering OpenAI's chat-completions format from "

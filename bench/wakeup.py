@@ -5,7 +5,8 @@ with both on the load core, then with one on each core, and prints the median ro
 each as JSON. A request through a target at 1 concurrent crosses cores four times (wrk, the
 target, the mock, the target, wrk) where the direct run crosses none, and on a virtual
 machine whose idle cores halt, every crossing waits for a core to wake: that time is the
-machine's, whatever the target does.
+machine's, whatever the target does. `idling` says how the idle cores wait (the report
+prints it beside the round trips).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from bench.procs import GATEWAY_CORE, LOAD_CORE
 from bench.targets import ROOT
@@ -23,6 +25,10 @@ from bench.targets import ROOT
 ROUND_TRIPS = 5_000
 WARM_UP = 500
 BUDGET_S = 5.0  # per placement: a slow machine gives fewer round trips, never a longer run
+CPUIDLE = Path("/sys/devices/system/cpu/cpuidle")
+# How long a virtual machine's core polls for work before it halts (the haltpoll driver's
+# governor; the kernel's default is 200,000 ns).
+HALT_POLL = Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
 
 
 def _bounce(here: int, there: int) -> float:
@@ -55,6 +61,22 @@ def _bounce(here: int, there: int) -> float:
         os.waitpid(pid, 0)
     times.sort()
     return times[len(times) // 2] / 1000
+
+
+def idling(cpuidle: Path = CPUIDLE, halt_poll: Path = HALT_POLL) -> dict[str, str | int]:
+    """The cpuidle driver and governor, and the haltpoll governor's longest poll in ns;
+    each only where the kernel shows it."""
+    found: dict[str, str | int] = {}
+    for key, name in (("driver", "current_driver"), ("governor", "current_governor_ro")):
+        try:
+            found[key] = (cpuidle / name).read_text().strip()
+        except OSError:
+            pass
+    try:
+        found["halt_poll_ns"] = int(halt_poll.read_text())
+    except (OSError, ValueError):
+        pass
+    return found
 
 
 def measure() -> dict[str, float]:

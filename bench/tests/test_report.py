@@ -107,6 +107,24 @@ def test_setup_says_what_waking_the_other_core_costs() -> None:
     assert "about 0.170 ms of every target's added latency at 1 concurrent" in text
 
 
+def test_setup_says_how_idle_cores_wait() -> None:
+    data = results(5000)
+    data["machine"]["wakeup"] = {"same_core_us": 9.0, "cross_core_us": 94.0}
+    data["machine"]["idle"] = {"driver": "haltpoll", "governor": "haltpoll", "halt_poll_ns": 0}
+    text = render(data, chart=None)
+    assert ("whatever the target does. Idle cores: they halt as soon as they have nothing to "
+            "run (cpuidle driver haltpoll, governor haltpoll, `guest_halt_poll_ns` 0;") in text
+    data["machine"]["idle"] = {"driver": "haltpoll", "halt_poll_ns": 200_000}
+    text = render(data, chart=None)
+    assert ("Idle cores: they poll for work for up to 200 µs before they halt (cpuidle driver "
+            "haltpoll, `guest_halt_poll_ns`).") in text
+    del data["machine"]["wakeup"]
+    data["machine"]["idle"] = {"driver": "intel_idle", "governor": "menu"}
+    assert "- Idle cores: cpuidle driver intel_idle, governor menu.\n" in render(data, chart=None)
+    data["machine"]["idle"] = {}
+    assert "Idle cores" not in render(data, chart=None)
+
+
 def test_two_workers_are_judged_with_this_machines_ceiling_beside_them() -> None:
     data = results(5000)
     assert "ceiling" not in render(data, chart=None)  # not measured: nothing said
