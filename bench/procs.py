@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 GATEWAY_CORE = "0"
 LOAD_CORE = "1"
+_ESTABLISHED = "01"  # /proc/net/tcp's state column
 
 
 def free_port() -> int:
@@ -170,3 +171,31 @@ def cpu_seconds(root: int) -> float:
             continue
         total += int(fields[11]) + int(fields[12])
     return total / CLOCK_TICKS
+
+
+def connections_held(pids: Iterable[int], port: int) -> dict[int, int]:
+    """How many established TCP connections on local `port` (IPv4) each process holds."""
+    inodes: set[str] = set()
+    with open("/proc/net/tcp") as table:
+        next(table)  # the column names
+        for line in table:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == _ESTABLISHED:
+                inodes.add(fields[9])
+    counts: dict[int, int] = {}
+    for pid in pids:
+        count = 0
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            fds = []
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                count += 1
+        counts[pid] = count
+    return counts

@@ -69,7 +69,8 @@ def _sweep_at(request: Request, plan: Plan, concurrency: int, cpu_of: int | None
     return best_round(runs, "p50_ms" if concurrency == 1 else "rps")
 
 
-def _url(port: int, route: Route) -> str:
+def route_url(port: int, route: Route) -> str:
+    """Where a target on `port` serves `route`."""
     return f"http://127.0.0.1:{port}{route.path}"
 
 
@@ -100,7 +101,7 @@ def _launch(target: Target, upstream: str, log_dir: Path, route: Route, *, strea
     port = free_port()
     proc = target.launch(upstream, port, log_dir, dict(extra or {}))
     try:
-        wait_ready(proc, _url(port, route), body=route.payload(stream=stream),
+        wait_ready(proc, route_url(port, route), body=route.payload(stream=stream),
                    headers=route.request_headers(upstream), timeout=target.ready_timeout)
     except Exception:
         proc.stop()
@@ -110,7 +111,7 @@ def _launch(target: Target, upstream: str, log_dir: Path, route: Route, *, strea
 
 def _present(port: int, route: Route, upstream: str) -> bool:
     """Whether the running target serves `route` at all (an optional route may be absent)."""
-    answer = httpx.post(_url(port, route), content=route.payload(stream=False),
+    answer = httpx.post(route_url(port, route), content=route.payload(stream=False),
                         headers=route.request_headers(upstream), timeout=10)
     return answer.status_code not in (404, 405)
 
@@ -127,7 +128,7 @@ def sweep_target(target: Target, mock: Mock, plan: Plan, log_dir: Path) -> dict[
             if route.optional and not _present(port, route, mock.json_url):
                 rows[route.label] = {"status": "absent", "reason": "route answers 404"}
                 continue
-            request = Request(_url(port, route), route.payload(stream=False),
+            request = Request(route_url(port, route), route.payload(stream=False),
                               route.request_headers(mock.json_url))
             run_wrk(request, concurrency=64, seconds=plan.warmup_s)
             sweep: Result = {}
@@ -147,7 +148,7 @@ def _soak(proc: Proc, port: int, target: Target, mock: Mock, plan: Plan) -> Resu
     """One more long run at 64 concurrent after the sweep: RSS must not grow during it."""
     route = target.routes[0]
     before = rss_mb(proc.pid)
-    request = Request(_url(port, route), route.payload(stream=False),
+    request = Request(route_url(port, route), route.payload(stream=False),
                       route.request_headers(mock.json_url))
     run = run_wrk(request, concurrency=64, seconds=plan.soak_seconds, cpu_of=proc.pid)
     return {"soak": {**as_result(run), "rss_before_mb": before,
@@ -164,7 +165,7 @@ def stream_target(target: Target, mock: Mock, plan: Plan, log_dir: Path,
         return rows
     proc, port = _launch(target, mock.sse_url, log_dir, routes[0], stream=True)
     try:
-        requests = {route.label: Request(_url(port, route), route.payload(stream=True),
+        requests = {route.label: Request(route_url(port, route), route.payload(stream=True),
                                          route.request_headers(mock.sse_url))
                     for route in routes}
         runs: dict[str, list[LoadResult]] = {label: [] for label in requests}
@@ -202,7 +203,7 @@ def telemetry_cost(mock: Mock, plan: Plan, log_dir: Path) -> Result:
                 proc, port = _launch(GATEWAY, mock.json_url, logs, route, stream=False,
                                      extra=extra)
                 contenders[name].append(
-                    (Request(_url(port, route), route.payload(stream=False)), [proc]))
+                    (Request(route_url(port, route), route.payload(stream=False)), [proc]))
         out = alternate(contenders, plan)
     finally:
         for copies in contenders.values():
@@ -213,7 +214,7 @@ def telemetry_cost(mock: Mock, plan: Plan, log_dir: Path) -> Result:
     return out
 
 
-def _start_workers(count: int, upstream: str, log_dir: Path) -> tuple[int, Proc]:
+def start_workers(count: int, upstream: str, log_dir: Path) -> tuple[int, Proc]:
     """`python -m gateway` with SERVER_WORKERS=`count`, allowed on the first `count` cores."""
     port = free_port()
     env = gateway_env(upstream, port, {"SERVER_WORKERS": str(count)})
@@ -235,10 +236,10 @@ def workers_scaling(mock: Mock, plan: Plan, log_dir: Path) -> Result:
             for count in (1, 2):
                 logs = log_dir / f"workers-{count}-{copy}"  # each copy's own log
                 logs.mkdir(exist_ok=True)
-                port, proc = _start_workers(count, mock.json_url, logs)
+                port, proc = start_workers(count, mock.json_url, logs)
                 started.append(proc)
                 contenders[str(count)].append(
-                    (Request(_url(port, route), route.payload(stream=False)), [proc]))
+                    (Request(route_url(port, route), route.payload(stream=False)), [proc]))
         contenders[HALF_LOAD] = contenders["1"]
         out = alternate(contenders, plan, upstream=mock.proc, concurrency={HALF_LOAD: 32})
     finally:
@@ -259,7 +260,7 @@ def gateway_profile(mock: Mock, plan: Plan, log_dir: Path) -> Result:
     route = GATEWAY.routes[0]
     proc, port = _launch(GATEWAY, mock.json_url, log_dir, route, stream=False)
     try:
-        request = Request(_url(port, route), route.payload(stream=False))
+        request = Request(route_url(port, route), route.payload(stream=False))
         run_wrk(request, concurrency=64, seconds=plan.warmup_s)
         out_file = log_dir / "profile-raw.txt"
         py_spy = BENCH_PYTHON.with_name("py-spy")
@@ -313,7 +314,7 @@ def open_streams(plan: Plan, log_dir: Path) -> Result:
                    timeout=30)
         idle = rss_mb(gateway.pid)
         cpu_before = cpu_seconds(gateway.pid)
-        result = _hold_streams(_url(port, route), route, plan, gateway.pid)
+        result = _hold_streams(route_url(port, route), route, plan, gateway.pid)
         stats = httpx.get(upstream + "/stats", timeout=10).json()
         return {**result, "upstream_max_open": stats["max_open"], "rss_idle_mb": idle,
                 "gateway_cpu_s": cpu_seconds(gateway.pid) - cpu_before, "direct": direct,
