@@ -40,41 +40,45 @@ def _core(pid: int) -> str:
 
 
 def main(runs: int) -> None:
-    work = Path(tempfile.mkdtemp(prefix="bench-split-"))
-    work.chmod(0o755)  # nginx's worker (another user) reads the stream file under it
-    mock = start_mock(work, work)
-    try:
-        one_port, one = start_workers(1, mock.json_url, work)
-        port, proc = start_workers(2, mock.json_url, work)
+    with tempfile.TemporaryDirectory(prefix="bench-split-") as name:
+        work = Path(name)
+        work.chmod(0o755)  # nginx's worker (another user) reads the stream file under it
+        mock = start_mock(work, work)
+        started = [mock.proc]
         try:
-            workers = [pid for pid in tree_pids(proc.pid) if pid != proc.pid]
-            alone = next(pid for pid in workers if _core(pid) == GATEWAY_CORE)
-            route = GATEWAY.routes[0]
-            single = Request(route_url(one_port, route), route.payload(stream=False))
-            request = Request(route_url(port, route), route.payload(stream=False))
-            for warm in (single, request):
-                run_wrk(warm, concurrency=64, seconds=2)
-            rows: list[tuple[int, int, float, float]] = []
-            for _ in range(runs):
-                one_rps = run_wrk(single, concurrency=64, seconds=SECONDS).rps
-                seen: dict[int, int] = {}
-                probe = threading.Timer(PROBE_AFTER_S, _count_into, (seen, workers, port))
-                probe.start()
-                result = run_wrk(request, concurrency=64, seconds=SECONDS)
-                probe.join()
-                on_alone = seen.get(alone, 0)
-                others = sum(seen.values()) - on_alone
-                rows.append((on_alone, others, result.rps, one_rps))
-                print(json.dumps({"core_0_worker": on_alone, "other_worker": others,
-                                  "rps": round(result.rps), "one_worker_rps": round(one_rps)}),
-                      flush=True)
-            print(json.dumps({"by_split": [[a, b, round(rps), round(one_rps)]
-                                           for a, b, rps, one_rps in sorted(rows)]}))
+            one_port, one = start_workers(1, mock.json_url, work)
+            started.append(one)
+            port, two = start_workers(2, mock.json_url, work)
+            started.append(two)
+            _rounds(runs, one_port, port, [pid for pid in tree_pids(two.pid) if pid != two.pid])
         finally:
-            proc.stop()
-            one.stop()
-    finally:
-        mock.proc.stop()
+            for proc in reversed(started):
+                proc.stop()
+
+
+def _rounds(runs: int, one_port: int, port: int, workers: list[int]) -> None:
+    alone = next(pid for pid in workers if _core(pid) == GATEWAY_CORE)
+    route = GATEWAY.routes[0]
+    single = Request(route_url(one_port, route), route.payload(stream=False))
+    request = Request(route_url(port, route), route.payload(stream=False))
+    for warm in (single, request):
+        run_wrk(warm, concurrency=64, seconds=2)
+    rows: list[tuple[int, int, float, float]] = []
+    for _ in range(runs):
+        one_rps = run_wrk(single, concurrency=64, seconds=SECONDS).rps
+        seen: dict[int, int] = {}
+        probe = threading.Timer(PROBE_AFTER_S, _count_into, (seen, workers, port))
+        probe.start()
+        result = run_wrk(request, concurrency=64, seconds=SECONDS)
+        probe.join()
+        on_alone = seen.get(alone, 0)
+        others = sum(seen.values()) - on_alone
+        rows.append((on_alone, others, result.rps, one_rps))
+        print(json.dumps({"core_0_worker": on_alone, "other_worker": others,
+                          "rps": round(result.rps), "one_worker_rps": round(one_rps)}),
+              flush=True)
+    print(json.dumps({"by_split": [[a, b, round(rps), round(one_rps)]
+                                   for a, b, rps, one_rps in sorted(rows)]}))
 
 if __name__ == "__main__":
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 12)

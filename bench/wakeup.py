@@ -64,18 +64,20 @@ def _bounce(here: int, there: int) -> float:
 
 
 def idling(cpuidle: Path = CPUIDLE, halt_poll: Path = HALT_POLL) -> dict[str, str | int]:
-    """The cpuidle driver and governor, and the haltpoll governor's longest poll in ns;
-    each only where the kernel shows it."""
+    """The cpuidle driver and governor, and when the governor is haltpoll its longest poll in
+    ns (its parameter exists wherever the governor is built, used or not); each only where
+    the kernel shows it."""
     found: dict[str, str | int] = {}
     for key, name in (("driver", "current_driver"), ("governor", "current_governor_ro")):
         try:
             found[key] = (cpuidle / name).read_text().strip()
         except OSError:
             pass
-    try:
-        found["halt_poll_ns"] = int(halt_poll.read_text())
-    except (OSError, ValueError):
-        pass
+    if found.get("governor") == "haltpoll":
+        try:
+            found["halt_poll_ns"] = int(halt_poll.read_text())
+        except (OSError, ValueError):
+            pass
     return found
 
 

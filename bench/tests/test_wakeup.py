@@ -26,6 +26,11 @@ def test_idling_reads_what_the_kernel_shows_and_skips_what_it_does_not(tmp_path:
     (tmp_path / "poll").write_text("200000\n")
     assert wakeup.idling(cpuidle, tmp_path / "poll") == {
         "driver": "haltpoll", "governor": "haltpoll", "halt_poll_ns": 200_000}
+    assert wakeup.idling(cpuidle, tmp_path / "absent") == {
+        "driver": "haltpoll", "governor": "haltpoll"}
+    # Another governor does not use the haltpoll governor's parameter, present or not.
+    (cpuidle / "current_governor_ro").write_text("menu\n")
+    assert wakeup.idling(cpuidle, tmp_path / "poll") == {"driver": "haltpoll", "governor": "menu"}
     (cpuidle / "current_governor_ro").unlink()
-    assert wakeup.idling(cpuidle, tmp_path / "absent") == {"driver": "haltpoll"}
+    assert wakeup.idling(cpuidle, tmp_path / "poll") == {"driver": "haltpoll"}
     assert wakeup.idling(tmp_path / "absent", tmp_path / "absent") == {}
