@@ -204,7 +204,7 @@ def telemetry_cost(mock: Mock, plan: Plan, log_dir: Path) -> Result:
                                      extra=extra)
                 contenders[name].append(
                     (Request(route_url(port, route), route.payload(stream=False)), [proc]))
-        out = alternate(contenders, plan)
+        out: Result = alternate(contenders, plan)
     finally:
         for copies in contenders.values():
             for _, procs in copies:
@@ -241,7 +241,7 @@ def workers_scaling(mock: Mock, plan: Plan, log_dir: Path) -> Result:
                 contenders[str(count)].append(
                     (Request(route_url(port, route), route.payload(stream=False)), [proc]))
         contenders[HALF_LOAD] = contenders["1"]
-        out = alternate(contenders, plan, upstream=mock.proc, concurrency={HALF_LOAD: 32})
+        out: Result = alternate(contenders, plan, upstream=mock.proc, concurrency={HALF_LOAD: 32})
     finally:
         for proc in started:
             proc.stop()
