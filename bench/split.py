@@ -14,6 +14,7 @@ the rounds sorted by the first count.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -31,12 +32,6 @@ PROBE_AFTER_S = 1.0  # into a run: every connection is open by then
 
 def _count_into(seen: dict[int, int], pids: list[int], port: int) -> None:
     seen.update(connections_held(pids, port))
-
-
-def _core(pid: int) -> str:
-    """The CPUs `pid` may run on, as /proc writes them ("0", "0-1")."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    return status.split("Cpus_allowed_list:", 1)[1].split()[0]
 
 
 def main(runs: int) -> None:
@@ -57,7 +52,8 @@ def main(runs: int) -> None:
 
 
 def _rounds(runs: int, one_port: int, port: int, workers: list[int]) -> None:
-    alone = next(pid for pid in workers if _core(pid) == GATEWAY_CORE)
+    alone = next(pid for pid in workers
+                 if os.sched_getaffinity(pid) == {int(GATEWAY_CORE)})
     route = GATEWAY.routes[0]
     single = Request(route_url(one_port, route), route.payload(stream=False))
     request = Request(route_url(port, route), route.payload(stream=False))
