@@ -169,6 +169,25 @@ HALF_LOAD = "1 at 32"
 """The one worker of the workers' comparison again, at 32 connections: about what each of
 two workers serves of the 64 (the kernel spreads connections over them by a hash)."""
 
+CAPACITY_LOADS = (64, 128)
+"""The workers' comparison offers one worker and two each of these loads and judges each by
+its best: 64, the one worker's load in every other measure, and 128, 64 for each of two.
+At 64 in all each of two workers holds about 32 connections, and a worker given fewer
+connections serves fewer requests an event-loop turn and spends more CPU on each (see
+`HALF_LOAD`); the same loads for both sides, each side's best, is their capacity."""
+
+
+def at_load(workers: str, connections: int) -> str:
+    """The contender's name for `workers` ("1" or "2") at `connections`: plain at 64."""
+    return workers if connections == 64 else f"{workers} at {connections}"
+
+
+def capacity(out: Mapping[str, Mapping[str, Any]], workers: str) -> str:
+    """Which of `workers`' contenders at `CAPACITY_LOADS` served the most (its name in `out`);
+    the one at 64 when the others were not measured."""
+    names = [at_load(workers, load) for load in CAPACITY_LOADS if at_load(workers, load) in out]
+    return max(names, key=lambda name: out[name].get("rps") or 0.0)
+
 
 def scaling_ceiling(gateway_us: float | None, load_us: float | None) -> float | None:
     """The most two workers can get over one on a two-core machine that also runs the load:

@@ -78,13 +78,26 @@ def _verdict(value: float | None, goal: Callable[[float], bool]) -> str:
     return "**pass**" if goal(value) else "**FAIL**"
 
 
+def _best(workers: dict[str, Any], count: str) -> tuple[str, dict[str, Any]]:
+    """The run by which `count` workers are judged (`bench.load.capacity`) and its figures;
+    results from before the comparison took several loads have only the one at 64."""
+    name = (workers.get("best") or {}).get(count, count)
+    return name, workers.get(name) or {}
+
+
+def _connections(name: str) -> str:
+    """How many connections the contender `name` ("2", "2 at 128") was offered."""
+    return name.partition(" at ")[2] or "64"
+
+
 def _ceiling_text(workers: dict[str, Any]) -> str:
     """What the load's CPU lets two workers reach here (`bench.load.scaling_ceiling`)."""
     ceiling = workers.get("ceiling")
-    load = _get(workers, "1", "load_cpu_us_per_request")
+    one = _best(workers, "1")[1]
+    load = one.get("load_cpu_us_per_request")
     if ceiling is None or load is None:
         return ""
-    gateway = _num(workers["1"]["cpu_us_per_request"])
+    gateway = _num(one["cpu_us_per_request"])
     return (f" With one worker, wrk and nginx took {_num(load)} µs of CPU a request, so two "
             f"workers, filling both cores with the gateway's work and theirs, reach at most "
             f"about 2g / (g + l) = {_num(ceiling, 2)}\u00d7 here (g = {gateway} µs, the one "
@@ -95,7 +108,7 @@ def _ceiling_text(workers: dict[str, Any]) -> str:
 def _shared_core_text(workers: dict[str, Any]) -> str:
     """What a request cost with two workers against one (the gateway's CPU and the load's),
     and what both cores allow at that cost."""
-    one, two = workers["1"], workers.get("2") or {}
+    one, two = _best(workers, "1")[1], _best(workers, "2")[1]
     if two.get("cpu_us_per_request") is None or two.get("load_cpu_us_per_request") is None:
         return ""
     gateway, load = two["cpu_us_per_request"], two["load_cpu_us_per_request"]
@@ -104,6 +117,24 @@ def _shared_core_text(workers: dict[str, Any]) -> str:
             f"{_num(one['cpu_us_per_request'] + one['load_cpu_us_per_request'])} with one; at "
             f"that cost both cores allow at most 2g / (g\u2082 + l\u2082) = "
             f"{_num(2 * one['cpu_us_per_request'] / (gateway + load), 2)}\u00d7.")
+
+
+def _loads_text(workers: dict[str, Any]) -> str:
+    """Every load each side was offered, and the ratio at 64 connections for both."""
+    runs = {count: [(name, workers[name]) for name in workers
+                    if name.split(" at ")[0] == count and _get(workers, name, "rps")
+                    and name != HALF_LOAD]
+            for count in ("1", "2")}
+    if not runs["1"] or not runs["2"]:
+        return ""
+    listed = "; ".join(
+        f"{'one' if count == '1' else 'two'}: " + ", ".join(
+            f"{_num(run['rps'])} RPS at {_connections(name)}"
+            for name, run in sorted(named, key=lambda item: int(_connections(item[0]))))
+        for count, named in runs.items())
+    at_64 = workers.get("ratio_at_64")
+    both = f"; both at 64 connections, two served {_num(at_64, 2)}\u00d7 one" if at_64 else ""
+    return (f" Each side was offered the same loads and is judged by its best ({listed}{both}).")
 
 
 def _half_load_text(workers: dict[str, Any]) -> str:
@@ -156,8 +187,14 @@ def target_rows(f: Figures) -> list[list[str]]:
     workers = _get(f.r, "workers", "ratio")
     ceiling = _get(f.r, "workers", "ceiling")
     measured = _num(workers, 2, "\u00d7")
+    notes = []
+    if workers is not None and _get(f.r, "workers", "best"):
+        one, two = (_best(f.r["workers"], count)[0] for count in ("1", "2"))
+        notes.append(f"one at {_connections(one)} connections, two at {_connections(two)}")
     if workers is not None and ceiling is not None:
-        measured += f" (this machine's ceiling: {_num(ceiling, 2, chr(0xd7))})"
+        notes.append(f"this machine's ceiling: {_num(ceiling, 2, chr(0xd7))}")
+    if notes:
+        measured += f" ({'; '.join(notes)})"
     out.append(["two workers vs one", measured, "≥ 1.7\u00d7",
                 _verdict(workers, lambda v: v >= 1.7)])
     idle = _get(f.rows.get(GENERATE), "rss_idle_mb")
@@ -270,9 +307,11 @@ def _extra_lines(f: Figures) -> list[str]:
     else:
         lines.append(f"- **Telemetry**: not measured ({tel.get('reason', '?')}).")
     if _get(wk, "2", "rps"):
-        lines.append(f"- **Workers**: one {_num(wk['1']['rps'])} RPS "
-                     f"({_num(wk['1']['cpu_us_per_request'])} µs CPU/request), two "
-                     f"{_num(wk['2']['rps'])} RPS ({_num(wk['2']['cpu_us_per_request'])} µs), "
+        (one_at, one), (two_at, two) = _best(wk, "1"), _best(wk, "2")
+        lines.append(f"- **Workers**: one {_num(one['rps'])} RPS at {_connections(one_at)} "
+                     f"connections ({_num(one['cpu_us_per_request'])} µs CPU/request), two "
+                     f"{_num(two['rps'])} RPS at {_connections(two_at)} "
+                     f"({_num(two['cpu_us_per_request'])} µs), "
                      f"ratio {_num(wk['ratio'], 2)} between the best runs ({_rounds(f)}; the "
                      f"median of the rounds' two/one, {_num(wk.get('paired_ratio'), 2)}, is "
                      "not the verdict: a slow moment of core 0 costs the one worker more than "
@@ -281,7 +320,7 @@ def _extra_lines(f: Figures) -> list[str]:
                      "allowed on cores 0 and 1. This machine has only two cores, so the "
                      "workers share core 1 with nginx and wrk: the ratio here understates "
                      "scaling; the CPU per request shows whether workers get in each other's "
-                     "way." + _ceiling_text(wk) + _half_load_text(wk))
+                     "way." + _loads_text(wk) + _ceiling_text(wk) + _half_load_text(wk))
     else:
         lines.append(f"- **Workers**: not measured ({wk.get('reason', '?')}).")
     if op and "streams" in op:

@@ -20,13 +20,16 @@ import httpx
 from bench import profile as profiling
 from bench.compare import paired_ratio
 from bench.load import (
+    CAPACITY_LOADS,
     HALF_LOAD,
     LoadResult,
     Request,
     Server,
     alternate,
     as_result,
+    at_load,
     best_round,
+    capacity,
     run_wrk,
     scaling_ceiling,
 )
@@ -226,8 +229,9 @@ def start_workers(count: int, upstream: str, log_dir: Path) -> tuple[int, Proc]:
 
 
 def workers_scaling(mock: Mock, plan: Plan, log_dir: Path) -> Result:
-    """One worker on core 0 against SERVER_WORKERS=2 allowed on cores 0 and 1, both at 64
-    concurrent; and the one worker at 32 (`HALF_LOAD`), about what each of the two serves."""
+    """One worker on core 0 against SERVER_WORKERS=2 allowed on cores 0 and 1, each at every
+    load of `CAPACITY_LOADS` and judged by its best (`capacity`); the one worker also at 32
+    (`HALF_LOAD`), about what each of two serves of 64."""
     route = GATEWAY.routes[0]
     contenders: dict[str, list[Server]] = {"1": [], "2": []}
     started: list[Proc] = []
@@ -240,18 +244,26 @@ def workers_scaling(mock: Mock, plan: Plan, log_dir: Path) -> Result:
                 started.append(proc)
                 contenders[str(count)].append(
                     (Request(route_url(port, route), route.payload(stream=False)), [proc]))
+        loads = {HALF_LOAD: 32}
+        for side in ("1", "2"):
+            for load in CAPACITY_LOADS:
+                loads[at_load(side, load)] = load
+                contenders[at_load(side, load)] = contenders[side]
         contenders[HALF_LOAD] = contenders["1"]
-        out: Result = alternate(contenders, plan, upstream=mock.proc, concurrency={HALF_LOAD: 32})
+        out: Result = alternate(contenders, plan, upstream=mock.proc, concurrency=loads)
     finally:
         for proc in started:
             proc.stop()
+    one, two = capacity(out, "1"), capacity(out, "2")
+    out["best"] = {"1": one, "2": two}
     # The ratio of the best runs, not `paired_ratio`: the one worker has core 0 alone, the
     # two have both cores, so a round in which core 0 is slowed by other work lowers one side
     # more than the other, and pairing would count that as scaling.
-    out["ratio"] = out["2"]["rps"] / out["1"]["rps"] if out["1"]["rps"] else None
-    out["paired_ratio"] = paired_ratio(out, "2", "1")
-    out["ceiling"] = scaling_ceiling(out["1"].get("cpu_us_per_request"),
-                                     out["1"].get("load_cpu_us_per_request"))
+    out["ratio"] = out[two]["rps"] / out[one]["rps"] if out[one]["rps"] else None
+    out["ratio_at_64"] = out["2"]["rps"] / out["1"]["rps"] if out["1"]["rps"] else None
+    out["paired_ratio"] = paired_ratio(out, two, one)
+    out["ceiling"] = scaling_ceiling(out[one].get("cpu_us_per_request"),
+                                     out[one].get("load_cpu_us_per_request"))
     return out
 
 

@@ -170,3 +170,27 @@ def test_the_ceiling_is_twice_the_gateways_share_of_a_request() -> None:
     assert scaling_ceiling(140.0, 20.0) == pytest.approx(1.75)
     assert scaling_ceiling(None, 20.0) is None
     assert scaling_ceiling(140.0, None) is None
+
+
+def test_two_workers_are_judged_by_each_sides_best_of_the_same_loads() -> None:
+    data = results(5000)
+    workers = data["workers"]
+    workers["1 at 128"] = _compared(95.0)
+    workers["2 at 128"] = _compared(170.0)
+    for name, cpu in (("1", 100.0), ("1 at 128", 101.0), ("2", 110.0), ("2 at 128", 102.0)):
+        workers[name].update(cpu_us_per_request=cpu, load_cpu_us_per_request=20.0)
+    workers[HALF_LOAD] = _compared(80.0)
+    workers.update(best={"1": "1", "2": "2 at 128"}, ratio=1.7, ratio_at_64=1.5,
+                   ceiling=scaling_ceiling(100.0, 20.0))
+    verdicts = {row[0]: (row[1], row[3]) for row in target_rows(Figures(data))}
+    assert verdicts["two workers vs one"] == (
+        "1.70\u00d7 (one at 64 connections, two at 128; this machine's ceiling: 1.67\u00d7)",
+        "**pass**")
+    text = render(data, chart=None)
+    assert ("- **Workers**: one 100 RPS at 64 connections (100 µs CPU/request), two 170 RPS "
+            "at 128 (102 µs), ratio 1.70 between the best runs") in text
+    assert ("Each side was offered the same loads and is judged by its best (one: 100 RPS at "
+            "64, 95 RPS at 128; two: 150 RPS at 64, 170 RPS at 128; both at 64 connections, "
+            "two served 1.50\u00d7 one).") in text
+    assert "With two, the gateway took 102 µs and wrk and nginx 20 µs a request" in text
+    assert "Two workers served 1.88\u00d7 one worker at 32." in text  # two at 64 over 32
