@@ -8,7 +8,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from bench.load import HALF_LOAD
+from bench.load import CAPACITY_LOADS, HALF_LOAD, at_load
 from bench.mock import STREAM_CHUNKS
 
 Results = dict[str, Any]
@@ -121,20 +121,17 @@ def _shared_core_text(workers: dict[str, Any]) -> str:
 
 def _loads_text(workers: dict[str, Any]) -> str:
     """Every load each side was offered, and the ratio at 64 connections for both."""
-    runs = {count: [(name, workers[name]) for name in workers
-                    if name.split(" at ")[0] == count and _get(workers, name, "rps")
-                    and name != HALF_LOAD]
-            for count in ("1", "2")}
-    if not runs["1"] or not runs["2"]:
-        return ""
-    listed = "; ".join(
-        f"{'one' if count == '1' else 'two'}: " + ", ".join(
-            f"{_num(run['rps'])} RPS at {_connections(name)}"
-            for name, run in sorted(named, key=lambda item: int(_connections(item[0]))))
-        for count, named in runs.items())
+    listed = []
+    for side, name in (("1", "one"), ("2", "two")):
+        runs = [f"{_num(run['rps'])} RPS at {load}" for load in CAPACITY_LOADS
+                if (run := workers.get(at_load(side, load))) and run.get("rps")]
+        if not runs:
+            return ""
+        listed.append(f"{name}: {', '.join(runs)}")
     at_64 = workers.get("ratio_at_64")
     both = f"; both at 64 connections, two served {_num(at_64, 2)}\u00d7 one" if at_64 else ""
-    return (f" Each side was offered the same loads and is judged by its best ({listed}{both}).")
+    return (f" Each side was offered the same loads and is judged by its best "
+            f"({'; '.join(listed)}{both}).")
 
 
 def _half_load_text(workers: dict[str, Any]) -> str:
