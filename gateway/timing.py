@@ -54,9 +54,9 @@ class Alarms:
         slot = int(when * _TICKS_PER_SECOND) + 1  # the next tick after `when`: never early
         alarms = self._slots.get(slot)
         if alarms is None:
-            alarms = self._slots[slot] = {}
             if slot not in self._queued:
-                self._queue(slot)
+                self._queue(slot)  # before the slot counts as held: see `_queue`
+            alarms = self._slots[slot] = {}
         alarms[key] = callback
         return slot
 
@@ -75,6 +75,8 @@ class Alarms:
         return sum(len(alarms) for alarms in self._slots.values())
 
     def _queue(self, slot: int) -> None:
+        """Put a new slot on the heap, first compacting a heap grown to twice the slots held
+        plus `_HEAP_SLACK`; so the heap never holds more (`slot` is not held yet)."""
         heap = self._heap
         if len(heap) >= 2 * len(self._slots) + _HEAP_SLACK:
             # Slots emptied and gone before their time: keep only the ones still held.
