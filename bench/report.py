@@ -78,16 +78,13 @@ def _verdict(value: float | None, goal: Callable[[float], bool]) -> str:
     return "**pass**" if goal(value) else "**FAIL**"
 
 
-def _best(workers: dict[str, Any], count: str) -> tuple[str, dict[str, Any]]:
-    """The run by which `count` workers are judged (`bench.load.capacity`) and its figures;
-    results from before the comparison took several loads have only the one at 64."""
+def _best(workers: dict[str, Any], count: str) -> tuple[int, dict[str, Any]]:
+    """The load (connections) at which `count` workers are judged (`bench.load.capacity`)
+    and that run's figures; results from before the comparison took several loads have only
+    the one at 64."""
     name = (workers.get("best") or {}).get(count, count)
-    return name, workers.get(name) or {}
-
-
-def _connections(name: str) -> str:
-    """How many connections the contender `name` ("2", "2 at 128") was offered."""
-    return name.partition(" at ")[2] or "64"
+    load = next((load for load in CAPACITY_LOADS if at_load(count, load) == name), 64)
+    return load, workers.get(name) or {}
 
 
 def _ceiling_text(workers: dict[str, Any]) -> str:
@@ -187,7 +184,7 @@ def target_rows(f: Figures) -> list[list[str]]:
     notes = []
     if workers is not None and _get(f.r, "workers", "best"):
         one, two = (_best(f.r["workers"], count)[0] for count in ("1", "2"))
-        notes.append(f"one at {_connections(one)} connections, two at {_connections(two)}")
+        notes.append(f"one at {one} connections, two at {two}")
     if workers is not None and ceiling is not None:
         notes.append(f"this machine's ceiling: {_num(ceiling, 2, chr(0xd7))}")
     if notes:
@@ -305,9 +302,9 @@ def _extra_lines(f: Figures) -> list[str]:
         lines.append(f"- **Telemetry**: not measured ({tel.get('reason', '?')}).")
     if _get(wk, "2", "rps"):
         (one_at, one), (two_at, two) = _best(wk, "1"), _best(wk, "2")
-        lines.append(f"- **Workers**: one {_num(one['rps'])} RPS at {_connections(one_at)} "
+        lines.append(f"- **Workers**: one {_num(one['rps'])} RPS at {one_at} "
                      f"connections ({_num(one['cpu_us_per_request'])} µs CPU/request), two "
-                     f"{_num(two['rps'])} RPS at {_connections(two_at)} "
+                     f"{_num(two['rps'])} RPS at {two_at} "
                      f"({_num(two['cpu_us_per_request'])} µs), "
                      f"ratio {_num(wk['ratio'], 2)} between the best runs ({_rounds(f)}; the "
                      f"median of the rounds' two/one, {_num(wk.get('paired_ratio'), 2)}, is "

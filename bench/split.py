@@ -76,5 +76,6 @@ def _rounds(runs: int, one_port: int, port: int, workers: list[int]) -> None:
     print(json.dumps({"by_split": [[a, b, round(rps), round(one_rps)]
                                    for a, b, rps, one_rps in sorted(rows)]}))
 
+
 if __name__ == "__main__":
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 12)
