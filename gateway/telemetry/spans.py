@@ -194,7 +194,7 @@ class Tracer:
     def __init__(self, sinks: Sequence[SpanSink], sampler: Sampler = DEFAULT_ON) -> None:
         emits = tuple(sink.emit for sink in sinks)
         # Hands one ended, sampled span to every sink (`end` does this; the per-request hooks
-        # end their spans themselves: see `ServerObservation.finish`).
+        # end their spans themselves: see `ServerSide.record`).
         self.emit = emits[0] if len(emits) == 1 else _fan_out(emits)
         self._sampler = None if sampler is DEFAULT_ON else sampler
         self._decide = None if self._sampler is None else _decider(sampler)

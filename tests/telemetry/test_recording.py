@@ -1,0 +1,141 @@
+"""Ended requests and upstream attempts are recorded a few dozen at a time, and whenever
+metrics are collected or spans exported: nothing a reader or a collector asks for waits."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import pytest
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from gateway.telemetry import Telemetry, TelemetryConfig
+from gateway.telemetry.server_span import END_AT
+from tests.support.server import serve
+from tests.telemetry.conftest import build_app, eventually
+from tests.telemetry.test_exporters import Receiver
+
+
+def _counts(reader: InMemoryMetricReader) -> dict[str, int]:
+    """Values recorded so far by metric name (every series added up)."""
+    data = reader.get_metrics_data()
+    counts: dict[str, int] = {}
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                counts[metric.name] = sum(point.count for point in metric.data.data_points
+                                          if isinstance(point, HistogramDataPoint))
+    return counts
+
+
+def test_a_collection_sees_every_request_ended_before_it() -> None:
+    """Fewer requests than wait to be recorded together: a reader still counts them all."""
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry(TelemetryConfig(enabled=True, metric_readers=(reader,)))
+    try:
+        with serve(build_app(telemetry)) as s, httpx.Client(trust_env=False) as client:
+            for number in range(1, 4):
+                answer = client.get(f"{s.url}/v1/openai/models?model=m1")
+                assert answer.status_code == 200
+                counts = _counts(reader)
+                assert counts["http.server.request.duration"] == number
+                assert counts["gen_ai.client.operation.duration"] == number
+                assert counts["gen_ai.client.token.usage"] == 2 * number  # input and output
+            scraped = client.get(f"{s.url}/metrics").text
+        assert 'http_server_request_duration_seconds_count{' in scraped
+        line = next(line for line in scraped.splitlines()
+                    if line.startswith("http_server_request_duration_seconds_count{")
+                    and 'http_route="/v1/{provider}/models"' in line)
+        assert line.endswith(" 3.0")
+    finally:
+        telemetry.shutdown()
+
+
+def test_ends_wait_to_be_recorded_together_and_each_is_recorded_once() -> None:
+    """The first end is recorded at once (its span starts the exporter's thread); then ends
+    wait until `END_AT` have, and are recorded on the thread whose end reached it."""
+    spans = InMemorySpanExporter()
+    telemetry = Telemetry(TelemetryConfig(enabled=True, span_exporter=spans))
+    server = telemetry._server
+    server.batch = END_AT  # as without a synchronous exporter (which has each recorded at once)
+    scope = {"type": "http", "method": "GET", "scheme": "http", "http_version": "1.1",
+             "path": "/", "headers": [(b"host", b"gateway.test")]}
+    try:
+        for number in range(1 + END_AT * 2 + 3):
+            telemetry.observe_request(scope).finish(200, "/", None, 0.001)
+            recorded = len(spans.get_finished_spans())
+            if number == 0:
+                assert recorded == 1
+            else:
+                assert recorded == 1 + number // END_AT * END_AT
+        assert len(server.finished) == 3
+        telemetry.force_flush()
+        assert not server.finished
+        assert len(spans.get_finished_spans()) == 1 + END_AT * 2 + 3
+        assert {span.name for span in spans.get_finished_spans()} == {"GET /"}
+    finally:
+        telemetry.shutdown()
+
+
+def test_two_threads_recording_at_once_record_each_end_once() -> None:
+    """A reader's thread and the event loop's may record at the same moment."""
+    spans = InMemorySpanExporter()
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry(TelemetryConfig(enabled=True, span_exporter=spans,
+                                          metric_readers=(reader,)))
+    server = telemetry._server
+    client = telemetry._client
+    server.batch = client.batch = 10 ** 9  # only the threads below record
+    scope = {"type": "http", "method": "POST", "scheme": "http", "http_version": "1.1",
+             "path": "/", "headers": [(b"host", b"gateway.test")]}
+    ends = 20_000
+    try:
+        for _ in range(ends):
+            observation = telemetry.observe_request(scope)
+            with telemetry.upstream_attempt("openai", "m1", "chat", "api.test") as attempt:
+                attempt.set_response("m1", 3, 4, ["stop"])
+            observation.finish(200, "/", None, 0.001)
+        start = threading.Barrier(2)
+
+        def record() -> None:
+            start.wait()
+            telemetry.record_ended()
+
+        threads = [threading.Thread(target=record) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        finished = spans.get_finished_spans()
+        assert len(finished) == 2 * ends
+        assert len({span.context.span_id for span in finished}) == 2 * ends
+        counts = _counts(reader)
+        assert counts["http.server.request.duration"] == ends
+        assert counts["gen_ai.client.operation.duration"] == ends
+    finally:
+        telemetry.shutdown()
+
+
+def test_spans_reach_the_collector_on_its_schedule_without_a_flush(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fewer requests than wait to be recorded together: the export thread records them and
+    sends their spans within its schedule, with no flush and no further request."""
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                 "OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_HEADERS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+    receiver = Receiver()
+    with serve(receiver.app) as collector:
+        telemetry = Telemetry(TelemetryConfig(enabled=True, otlp_endpoint=collector.url))
+        try:
+            with serve(build_app(telemetry)) as s, httpx.Client(trust_env=False) as client:
+                for _ in range(5):
+                    assert client.get(f"{s.url}/v1/openai/models?model=m1").status_code == 200
+                names = eventually(lambda: (
+                    len(receiver.span_names().get("GET /v1/{provider}/models", [])) == 5
+                    and len(receiver.span_names().get("list_models m1", [])) == 5
+                    and receiver.span_names()), timeout=10)
+                assert names
+        finally:
+            telemetry.shutdown()
