@@ -521,7 +521,10 @@ class SpanBatcher:
     def _export(self) -> None:
         with self._export_lock:
             if self.before_export is not None:
-                self.before_export()
+                try:
+                    self.before_export()
+                except Exception:  # spans ended but not handed over must not stop exports
+                    log.exception("recording ended spans failed")
             self._encode()
             if self._dropped:
                 log.warning("span queue full: dropped %d spans", self._dropped)

@@ -3,15 +3,20 @@ metrics are collected or spans exported: nothing a reader or a collector asks fo
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import httpx
 import pytest
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from gateway.telemetry import Telemetry, TelemetryConfig
+from gateway.telemetry.otlp import SpanBatcher, SpanEncoder
 from gateway.telemetry.server_span import END_AT
+from gateway.telemetry.spans import NO_ATTRIBUTES, SERVER, Tracer
 from tests.support.server import serve
 from tests.telemetry.conftest import build_app, eventually
 from tests.telemetry.test_exporters import Receiver
@@ -139,3 +144,36 @@ def test_spans_reach_the_collector_on_its_schedule_without_a_flush(
                 assert names
         finally:
             telemetry.shutdown()
+
+
+def test_a_failure_to_record_does_not_stop_the_exports(caplog: pytest.LogCaptureFixture) -> None:
+    """The export thread records before it exports; if that fails, the spans already handed
+    over still go out, and later exports still run."""
+    sent: list[bytes] = []
+
+    class Sender:
+        def send(self, payload: bytes) -> bool:
+            sent.append(payload)
+            return True
+
+        def shutdown(self) -> None:
+            pass
+
+    def broken() -> None:
+        raise RuntimeError("recording failed")
+
+    batcher = SpanBatcher(Sender(), SpanEncoder(Resource.create({}),  # type: ignore[arg-type]
+                                                InstrumentationScope("gateway")),
+                          schedule_delay_millis=60_000)
+    batcher.before_export = broken
+    tracer = Tracer([batcher])
+    try:
+        for round_ in range(2):
+            span = tracer.start(f"GET /{round_}", SERVER, NO_ATTRIBUTES, None)
+            tracer.end(span)
+            with caplog.at_level(logging.ERROR, logger="gateway.telemetry.otlp"):
+                assert batcher.force_flush()
+            assert len(sent) == round_ + 1
+        assert [r.getMessage() for r in caplog.records].count("recording ended spans failed") == 2
+    finally:
+        batcher.shutdown()
