@@ -452,6 +452,7 @@ class SpanBatcher:
         """Start afresh (also in a forked child, where the parent's thread does not run)."""
         self._wake = threading.Event()
         self._export_lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._queue.clear()
         self._ended.clear()
@@ -504,11 +505,14 @@ class SpanBatcher:
         self._sender.shutdown()  # type: ignore[no-untyped-call]
 
     def _start(self) -> None:
-        if self._stopped:
-            return
-        self._thread = threading.Thread(target=self._run, name="gateway-span-export",
-                                        daemon=True)
-        self._thread.start()
+        # Spans may be handed over on two threads at once (a metric reader's records what
+        # waits, `Telemetry.record_ended`): one of them starts the thread.
+        with self._start_lock:
+            if self._stopped or self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="gateway-span-export",
+                                            daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
         while not self._stopped:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import httpx
 import pytest
@@ -175,5 +176,52 @@ def test_a_failure_to_record_does_not_stop_the_exports(caplog: pytest.LogCapture
                 assert batcher.force_flush()
             assert len(sent) == round_ + 1
         assert [r.getMessage() for r in caplog.records].count("recording ended spans failed") == 2
+    finally:
+        batcher.shutdown()
+
+
+def test_spans_handed_over_on_two_threads_at_once_start_one_export_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A metric reader's thread may record the first ends while the event loop does: the
+    first spans then reach the batcher on both, and only one export thread may start."""
+    from gateway.telemetry import otlp
+
+    started: list[threading.Thread] = []
+    real = threading.Thread
+
+    class SlowToMake(real):  # widens the moment between the check and the start
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            time.sleep(0.05)
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            started.append(self)
+
+    monkeypatch.setattr(otlp.threading, "Thread", SlowToMake)
+
+    class Sender:
+        def send(self, payload: bytes) -> bool:
+            return True
+
+        def shutdown(self) -> None:
+            pass
+
+    batcher = SpanBatcher(Sender(), SpanEncoder(Resource.create({}),  # type: ignore[arg-type]
+                                                InstrumentationScope("gateway")),
+                          schedule_delay_millis=60_000)
+    tracer = Tracer([batcher])
+    ready = threading.Barrier(4)
+
+    def hand_over(number: int) -> None:
+        span = tracer.start(f"GET /{number}", SERVER, NO_ATTRIBUTES, None)
+        ready.wait()
+        tracer.end(span)
+
+    threads = [real(target=hand_over, args=(number,)) for number in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [thread.name for thread in started
+                if thread.name == "gateway-span-export"] == ["gateway-span-export"]
     finally:
         batcher.shutdown()
