@@ -66,6 +66,20 @@ def live() -> Iterator[Live]:
     telemetry.shutdown()
 
 
+class KeptSender:
+    """Takes the place of `otlp.OtlpSpanSender`: keeps every payload it is given."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, payload: bytes) -> bool:
+        self.sent.append(payload)
+        return True
+
+    def shutdown(self) -> None:
+        pass
+
+
 def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
     """Poll `check` until it returns something truthy; the server finishes after the body."""
     deadline = time.monotonic() + timeout

@@ -41,7 +41,7 @@ from gateway.telemetry.spans import (
 )
 from tests.hardening.process import gateway_process
 from tests.support.server import serve
-from tests.telemetry.conftest import Live, build_app, eventually
+from tests.telemetry.conftest import KeptSender, Live, build_app, eventually
 
 
 def test_prometheus_endpoint_serves_recorded_metrics(live: Live) -> None:
@@ -239,16 +239,8 @@ def test_the_batcher_encodes_ended_spans_together_and_exports_every_one() -> Non
     """Ended spans wait as they are until `ENCODE_AT` have ended, are then encoded together
     on the thread that ended them, and a flush exports those encoded and those still
     waiting, each once."""
-    sent: list[bytes] = []
+    sender = KeptSender()
     encoded_on: list[str] = []
-
-    class Sender:
-        def send(self, payload: bytes) -> bool:
-            sent.append(payload)
-            return True
-
-        def shutdown(self) -> None:
-            pass
 
     class Encoder(SpanEncoder):
         def span(self, span: Span) -> bytes:
@@ -258,7 +250,7 @@ def test_the_batcher_encodes_ended_spans_together_and_exports_every_one() -> Non
     resource = Resource.create({"service.name": "enc"})
     scope = InstrumentationScope("gateway")
     encoder = Encoder(resource, scope)
-    batcher = SpanBatcher(Sender(), encoder,  # type: ignore[arg-type]
+    batcher = SpanBatcher(sender, encoder,  # type: ignore[arg-type]
                           schedule_delay_millis=60_000)
     tracer = Tracer([batcher])
     spans = []
@@ -275,8 +267,8 @@ def test_the_batcher_encodes_ended_spans_together_and_exports_every_one() -> Non
     assert batcher.force_flush()
     batcher.shutdown()
     assert len(encoded_on) == len(spans)
-    assert b"".join(sent) == SpanEncoder(resource, scope).encode(spans)
-    assert len(sent) == 1
+    assert b"".join(sender.sent) == SpanEncoder(resource, scope).encode(spans)
+    assert len(sender.sent) == 1
 
 
 def test_forked_workers_export_their_spans_while_they_run(tmp_path: Path) -> None:

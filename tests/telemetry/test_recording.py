@@ -19,7 +19,7 @@ from gateway.telemetry.otlp import SpanBatcher, SpanEncoder
 from gateway.telemetry.server_span import END_AT
 from gateway.telemetry.spans import NO_ATTRIBUTES, SERVER, Tracer
 from tests.support.server import serve
-from tests.telemetry.conftest import build_app, eventually
+from tests.telemetry.conftest import KeptSender, build_app, eventually
 from tests.telemetry.test_exporters import Receiver
 
 
@@ -150,21 +150,13 @@ def test_spans_reach_the_collector_on_its_schedule_without_a_flush(
 def test_a_failure_to_record_does_not_stop_the_exports(caplog: pytest.LogCaptureFixture) -> None:
     """The export thread records before it exports; if that fails, the spans already handed
     over still go out, and later exports still run."""
-    sent: list[bytes] = []
-
-    class Sender:
-        def send(self, payload: bytes) -> bool:
-            sent.append(payload)
-            return True
-
-        def shutdown(self) -> None:
-            pass
+    sender = KeptSender()
 
     def broken() -> None:
         raise RuntimeError("recording failed")
 
-    batcher = SpanBatcher(Sender(), SpanEncoder(Resource.create({}),  # type: ignore[arg-type]
-                                                InstrumentationScope("gateway")),
+    batcher = SpanBatcher(sender, SpanEncoder(Resource.create({}),  # type: ignore[arg-type]
+                                              InstrumentationScope("gateway")),
                           schedule_delay_millis=60_000)
     batcher.before_export = broken
     tracer = Tracer([batcher])
@@ -174,7 +166,7 @@ def test_a_failure_to_record_does_not_stop_the_exports(caplog: pytest.LogCapture
             tracer.end(span)
             with caplog.at_level(logging.ERROR, logger="gateway.telemetry.otlp"):
                 assert batcher.force_flush()
-            assert len(sent) == round_ + 1
+            assert len(sender.sent) == round_ + 1
         assert [r.getMessage() for r in caplog.records].count("recording ended spans failed") == 2
     finally:
         batcher.shutdown()
@@ -196,16 +188,8 @@ def test_spans_handed_over_on_two_threads_at_once_start_one_export_thread(
             started.append(self)
 
     monkeypatch.setattr(otlp.threading, "Thread", SlowToMake)
-
-    class Sender:
-        def send(self, payload: bytes) -> bool:
-            return True
-
-        def shutdown(self) -> None:
-            pass
-
-    batcher = SpanBatcher(Sender(), SpanEncoder(Resource.create({}),  # type: ignore[arg-type]
-                                                InstrumentationScope("gateway")),
+    batcher = SpanBatcher(KeptSender(),  # type: ignore[arg-type]
+                          SpanEncoder(Resource.create({}), InstrumentationScope("gateway")),
                           schedule_delay_millis=60_000)
     tracer = Tracer([batcher])
     ready = threading.Barrier(4)
