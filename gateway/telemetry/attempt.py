@@ -136,7 +136,7 @@ class ClientSide:
     """What every `UpstreamAttempt` of one `Telemetry` shares."""
 
     def __init__(self, *, tracer: Tracer, instruments: Instruments, models: LabelBudget,
-                 bounded: LabelBudget, clean: Callable[[str], str]) -> None:
+                 bounded: LabelBudget, clean: Callable[[str], str], batch: int = END_AT) -> None:
         self.tracer = tracer
         self.instruments = instruments
         self.clean = clean
@@ -146,7 +146,7 @@ class ClientSide:
         self.ends: dict[tuple[int, bool, str | None, tuple[str, ...], str | None], Ended] = {}
         # Ended attempts not yet recorded, and how many wait before they are (see `record`).
         self.finished: deque[Finished] = deque()
-        self.batch = END_AT
+        self.batch = batch
         self.end_at = 1  # the first is recorded at once: its span starts the exporter's thread
 
     def record(self) -> None:

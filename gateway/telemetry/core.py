@@ -27,6 +27,7 @@ from gateway.telemetry.otlp import OtlpSpanSender, SpanBatcher, SpanEncoder
 from gateway.telemetry.prometheus import PrometheusEndpoint
 from gateway.telemetry.redaction import Redactor
 from gateway.telemetry.server_span import (
+    END_AT,
     NOOP_OBSERVATION,
     NoopObservation,
     ServerObservation,
@@ -103,32 +104,27 @@ class Telemetry:
         # A registry of our own: the process-wide default one may only hold one such reader.
         self._registry = CollectorRegistry()
         readers.append(PrometheusMetricReader(registry=self._registry))
-        batcher = None
+        # Ended requests and attempts are recorded a few dozen at a time (`ServerSide.record`),
+        # and whenever spans are exported or metrics collected (`record_ended`); a span
+        # exporter of the tests has each recorded as it ends.
+        batch = 1 if config.span_exporter is not None else END_AT
         if config.otlp_endpoint:
-            batcher = SpanBatcher(
+            sinks.append(SpanBatcher(
                 OtlpSpanSender(endpoint=_signal_url(config.otlp_endpoint, "traces")),
-                SpanEncoder(resource, scope))
-            sinks.append(batcher)
+                SpanEncoder(resource, scope), before_export=self.record_ended))
             readers.append(PeriodicExportingMetricReader(
                 OTLPMetricExporter(endpoint=_signal_url(config.otlp_endpoint, "metrics"))))
         self._sinks = tuple(sinks)
         tracer = Tracer(sinks, sampler=_get_from_env_or_default())
         instruments = Instruments.create()
-        self._metrics = MetricsHub(instruments.all(), readers, resource=resource, scope=scope)
+        self._metrics = MetricsHub(instruments.all(), readers, resource=resource, scope=scope,
+                                   before_collect=self.record_ended)
         self._server = ServerSide(tracer=tracer, duration=instruments.http_server_duration,
-                                  clean=clean)
+                                  clean=clean, batch=batch)
         self._client = ClientSide(
             tracer=tracer, instruments=instruments, clean=clean,
             models=LabelBudget(config.max_models_per_provider, clean=clean),
-            bounded=LabelBudget(32, clean=clean))
-        # Ended requests and attempts are recorded a few dozen at a time (`ServerSide.record`),
-        # and whenever spans are exported or metrics collected; a span exporter of the tests
-        # has each recorded as it ends.
-        if config.span_exporter is not None:
-            self._server.batch = self._client.batch = 1
-        self._metrics.before_collect = self.record_ended
-        if batcher is not None:
-            batcher.before_export = self.record_ended
+            bounded=LabelBudget(32, clean=clean), batch=batch)
         self.metrics_app = PrometheusEndpoint(self._registry)
         self._stopped = False
         # The two per-request hooks (see `TelemetryHooks`) make their objects directly: a

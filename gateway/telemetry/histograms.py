@@ -255,7 +255,8 @@ class MetricsHub:
     """
 
     def __init__(self, histograms: Sequence[Histogram], readers: Sequence[MetricReader], *,
-                 resource: Resource, scope: InstrumentationScope) -> None:
+                 resource: Resource, scope: InstrumentationScope,
+                 before_collect: Callable[[], None] | None = None) -> None:
         self._histograms = tuple(histograms)
         self._resource = resource
         self._scope = scope
@@ -264,7 +265,7 @@ class MetricsHub:
         self._lock = threading.Lock()
         # Called before each collection, on the collecting thread: queues values recorded but
         # not yet queued (`Telemetry.record_ended`).
-        self.before_collect: Callable[[], None] | None = None
+        self._before_collect = before_collect
         windows = 0
         for reader in self.readers:
             window = None
@@ -280,8 +281,8 @@ class MetricsHub:
 
     def collect(self, reader: MetricReader, timeout_millis: float = 10_000) -> MetricsData | None:
         """The current metrics for `reader`, in its temporality."""
-        if self.before_collect is not None:
-            self.before_collect()
+        if self._before_collect is not None:
+            self._before_collect()
         now = time_ns()
         state = self._states.get(id(reader)) or _Reader(None)
         since = state.collected_ns

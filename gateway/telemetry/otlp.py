@@ -422,7 +422,8 @@ class SpanBatcher:
     def __init__(self, sender: OtlpSpanSender, encoder: SpanEncoder, *,
                  schedule_delay_millis: int | None = None,
                  max_export_batch_size: int | None = None,
-                 max_queue_size: int | None = None) -> None:
+                 max_queue_size: int | None = None,
+                 before_export: Callable[[], None] | None = None) -> None:
         self._sender = sender
         self._encoder = encoder
         self._delay = (schedule_delay_millis or _env_int("OTEL_BSP_SCHEDULE_DELAY", 5000)) / 1e3
@@ -436,7 +437,7 @@ class SpanBatcher:
         self._stopped = False
         # Called before each export, on the exporting thread: hands over spans that ended but
         # wait to be recorded (`Telemetry.record_ended`).
-        self.before_export: Callable[[], None] | None = None
+        self._before_export = before_export
         self._reset()
         if hasattr(os, "register_at_fork"):
             ref = weakref.WeakMethod(self._reset)
@@ -524,9 +525,9 @@ class SpanBatcher:
 
     def _export(self) -> None:
         with self._export_lock:
-            if self.before_export is not None:
+            if self._before_export is not None:
                 try:
-                    self.before_export()
+                    self._before_export()
                 except Exception:  # spans ended but not handed over must not stop exports
                     log.exception("recording ended spans failed")
             self._encode()

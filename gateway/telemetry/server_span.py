@@ -53,7 +53,7 @@ class ServerSide:
     """What every `ServerObservation` of one `Telemetry` shares."""
 
     def __init__(self, *, tracer: Tracer, duration: Histogram,
-                 clean: Callable[[str], str]) -> None:
+                 clean: Callable[[str], str], batch: int = END_AT) -> None:
         self.tracer = tracer
         self.duration = duration
         self.clean = clean
@@ -65,7 +65,7 @@ class ServerSide:
         self.bases: dict[tuple[str, str, str, Any], tuple[str, Attributes]] = {}
         # Ended requests not yet recorded, and how many wait before they are (see `record`).
         self.finished: deque[Finished] = deque()
-        self.batch = END_AT
+        self.batch = batch
         self.end_at = 1  # the first is recorded at once: its span starts the exporter's thread
 
     def record(self) -> None:

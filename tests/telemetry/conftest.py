@@ -44,15 +44,19 @@ class Live:
 
     def points(self, metric: str) -> list[HistogramDataPoint]:
         """Every histogram data point recorded for `metric` so far."""
-        data = self.reader.get_metrics_data()
-        found: list[HistogramDataPoint] = []
-        for resource in data.resource_metrics if data else []:
-            for scope in resource.scope_metrics:
-                for m in scope.metrics:
-                    if m.name == metric:
-                        found += [p for p in m.data.data_points
-                                  if isinstance(p, HistogramDataPoint)]
-        return found
+        return histogram_points(self.reader).get(metric, [])
+
+
+def histogram_points(reader: InMemoryMetricReader) -> dict[str, list[HistogramDataPoint]]:
+    """Every histogram data point `reader` collects now, by metric name."""
+    data = reader.get_metrics_data()
+    found: dict[str, list[HistogramDataPoint]] = {}
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for m in scope.metrics:
+                found.setdefault(m.name, []).extend(
+                    p for p in m.data.data_points if isinstance(p, HistogramDataPoint))
+    return found
 
 
 @pytest.fixture

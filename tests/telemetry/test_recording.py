@@ -9,7 +9,7 @@ import time
 
 import httpx
 import pytest
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -19,20 +19,14 @@ from gateway.telemetry.otlp import SpanBatcher, SpanEncoder
 from gateway.telemetry.server_span import END_AT
 from gateway.telemetry.spans import NO_ATTRIBUTES, SERVER, Tracer
 from tests.support.server import serve
-from tests.telemetry.conftest import KeptSender, build_app, eventually
+from tests.telemetry.conftest import KeptSender, build_app, eventually, histogram_points
 from tests.telemetry.test_exporters import Receiver
 
 
 def _counts(reader: InMemoryMetricReader) -> dict[str, int]:
     """Values recorded so far by metric name (every series added up)."""
-    data = reader.get_metrics_data()
-    counts: dict[str, int] = {}
-    for resource in data.resource_metrics if data else []:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                counts[metric.name] = sum(point.count for point in metric.data.data_points
-                                          if isinstance(point, HistogramDataPoint))
-    return counts
+    return {name: sum(point.count for point in points)
+            for name, points in histogram_points(reader).items()}
 
 
 def test_a_collection_sees_every_request_ended_before_it() -> None:
@@ -157,8 +151,7 @@ def test_a_failure_to_record_does_not_stop_the_exports(caplog: pytest.LogCapture
 
     batcher = SpanBatcher(sender, SpanEncoder(Resource.create({}),  # type: ignore[arg-type]
                                               InstrumentationScope("gateway")),
-                          schedule_delay_millis=60_000)
-    batcher.before_export = broken
+                          schedule_delay_millis=60_000, before_export=broken)
     tracer = Tracer([batcher])
     try:
         for round_ in range(2):
